@@ -1,0 +1,30 @@
+"""odefit: fit neural networks to solutions of ordinary differential equations, in
+pure-functional JAX."""
+
+from ._collocation import (
+    AbstractCollocation as AbstractCollocation,
+    Grid as Grid,
+    Uniform as Uniform,
+)
+from ._conditions import (
+    AbstractCondition as AbstractCondition,
+    Dirichlet as Dirichlet,
+    InitialValue as InitialValue,
+    InitialValueAndSlope as InitialValueAndSlope,
+)
+from ._derivatives import derivatives as derivatives
+from ._fit import FitResult as FitResult, fit as fit
+from ._metrics import max_abs_error as max_abs_error, relative_l2 as relative_l2
+from ._models.base import AbstractModel as AbstractModel
+from ._models.pinn import PINN as PINN
+from ._observations import Observations as Observations
+from ._problems import (
+    BVP as BVP,
+    IVP as IVP,
+    AbstractProblem as AbstractProblem,
+    SecondOrderIVP as SecondOrderIVP,
+)
+from ._trainers import AbstractTrainer as AbstractTrainer
+from ._unknown import Unknown as Unknown
+
+__version__ = "0.1.0"

@@ -1,0 +1,83 @@
+"""Measured data as a loss term."""
+
+from collections.abc import Callable
+
+import equinox as eqx
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, ArrayLike, Float
+
+
+class Observations(eqx.Module):
+    r"""Measurements $y_j$ at times $t_j$: a data term
+    $w \cdot \operatorname{mean}_j \lVert h(y_\theta(t_j)) - y_j \rVert^2$ in `fit`.
+
+    Use them for an inverse problem (with [`odefit.Unknown`][] entries in `args`),
+    for a supervised fit to data or to a reference solution, and to fit a
+    [`odefit.NeuralODE`][].
+
+    **Arguments:**
+
+    - `ts`: observation times, 1-D, inside the problem's interval.
+    - `ys`: the observed values, shape `(len(ts), *observed_shape)`.
+    - `weight`: the weight $w$ of the data term.
+    - `observe`: $h$, mapping the state to what was measured (e.g.
+        `lambda y: y[0]` when only the first component is observed); default the
+        whole state.
+
+    **Example:**
+
+    ```python
+    import jax.numpy as jnp
+    import odefit
+
+    ts = jnp.linspace(0.0, 1.0, 20)
+    data = odefit.Observations(ts, jnp.exp(-ts), weight=10.0)
+    ```
+    """
+
+    ts: Float[Array, " obs"]
+    ys: Float[Array, "obs ..."]
+    weight: float = eqx.field(static=True, default=1.0)
+    observe: Callable[[Array], Array] | None = eqx.field(static=True, default=None)
+
+    def __init__(
+        self,
+        ts: Float[ArrayLike, " obs"],
+        ys: Float[ArrayLike, "obs ..."],
+        *,
+        weight: float = 1.0,
+        observe: Callable[[Array], Array] | None = None,
+    ):
+        ts = jnp.asarray(ts)
+        ys = jnp.asarray(ys)
+        if ts.ndim != 1 or ts.size == 0:
+            raise ValueError(
+                f"`ts` must be a non-empty 1-D array of times, got shape {ts.shape}."
+            )
+        if ys.ndim < 1 or ys.shape[0] != ts.shape[0]:
+            raise ValueError(
+                f"`ys` must have one row per time: `ts` has shape {ts.shape} but "
+                f"`ys` has shape {ys.shape}."
+            )
+        for name, value in (("ts", ts), ("ys", ys)):
+            if jnp.issubdtype(value.dtype, jnp.complexfloating):
+                raise TypeError(f"`{name}` must be real, got dtype {value.dtype}.")
+            if not bool(jnp.all(jnp.isfinite(value))):
+                bad = int(np.sum(~np.isfinite(np.asarray(value))))
+                raise ValueError(f"`{name}` has {bad} non-finite entries.")
+        if isinstance(weight, bool) or not np.isfinite(weight) or weight < 0:
+            raise ValueError(f"`weight` must be a finite number >= 0, got {weight!r}.")
+        if observe is not None and not callable(observe):
+            raise TypeError(
+                f"`observe` must be callable, got {type(observe).__name__}."
+            )
+        float_dtype = jnp.result_type(float)
+        self.ts = (
+            ts if jnp.issubdtype(ts.dtype, jnp.floating) else ts.astype(float_dtype)
+        )
+        self.ys = (
+            ys if jnp.issubdtype(ys.dtype, jnp.floating) else ys.astype(float_dtype)
+        )
+        self.weight = float(weight)
+        self.observe = observe

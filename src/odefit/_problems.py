@@ -1,0 +1,646 @@
+"""Problem definitions: first- and second-order initial-value problems and two-point
+boundary-value problems, with their classical (diffrax) reference solves."""
+
+import abc
+import math
+from collections.abc import Callable
+from typing import ClassVar
+
+import diffrax as dfx
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optimistix as optx
+from equinox import AbstractClassVar, AbstractVar
+from jaxtyping import Array, ArrayLike, Float
+
+from ._conditions import (
+    AbstractCondition,
+    Dirichlet,
+    InitialValue,
+    InitialValueAndSlope,
+)
+from ._custom_types import Acceleration, Args, Scalar, ScalarLike, VectorField
+from ._unknown import resolve_args
+
+
+def _as_time(value, name: str) -> float:
+    if isinstance(value, bool) or value is None:
+        raise TypeError(f"`{name}` must be a real number, got {value!r}.")
+    try:
+        array = np.asarray(value)
+    except Exception as e:  # noqa: BLE001
+        raise TypeError(f"`{name}` must be a real number, got {value!r}.") from e
+    if array.shape != ():
+        raise ValueError(f"`{name}` must be a scalar, got shape {array.shape}.")
+    if np.iscomplexobj(array) or not np.issubdtype(array.dtype, np.number):
+        raise TypeError(f"`{name}` must be a real number, got {value!r}.")
+    out = float(array)
+    if not math.isfinite(out):
+        raise ValueError(f"`{name}` must be finite, got {out}.")
+    return out
+
+
+def _check_interval(t0, t1) -> tuple[float, float]:
+    t0, t1 = _as_time(t0, "t0"), _as_time(t1, "t1")
+    if not t1 > t0:
+        raise ValueError(f"`t1` must be greater than `t0`, got t0={t0} and t1={t1}.")
+    return t0, t1
+
+
+def _as_state(value, name: str) -> Float[Array, "*state"]:
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        raise TypeError(f"`{name}` must be a float or a 1-D array, got {value!r}.")
+    try:
+        array = jnp.asarray(value)
+    except TypeError as e:
+        raise TypeError(
+            f"`{name}` must be a float or a 1-D array, got {type(value).__name__}."
+        ) from e
+    if jnp.issubdtype(array.dtype, jnp.complexfloating):
+        raise TypeError(
+            f"`{name}` must be real; complex dtype {array.dtype} is not supported."
+        )
+    if not (
+        jnp.issubdtype(array.dtype, jnp.floating)
+        or jnp.issubdtype(array.dtype, jnp.integer)
+    ):
+        raise TypeError(f"`{name}` must be real, got dtype {array.dtype}.")
+    if array.ndim > 1:
+        raise ValueError(
+            f"`{name}` must be a scalar or a 1-D array, got shape {array.shape}."
+        )
+    if array.size == 0:
+        raise ValueError(f"`{name}` must not be empty, got shape {array.shape}.")
+    if not jnp.issubdtype(array.dtype, jnp.floating):
+        array = array.astype(jnp.result_type(float))
+    if not bool(jnp.all(jnp.isfinite(array))):
+        raise ValueError(f"`{name}` must be finite, got {np.asarray(array)}.")
+    return array
+
+
+def _check_same_shape(name: str, reference_name: str, value, reference) -> None:
+    if value.shape != reference.shape:
+        raise ValueError(
+            f"`{name}` has shape {value.shape} but `{reference_name}` has shape "
+            f"{reference.shape}; they must match."
+        )
+
+
+def _check_function(fn, name: str, call: str, example_args, y) -> None:
+    """Checks at trace time that `fn` returns an array shaped and typed like `y`."""
+    if not callable(fn):
+        raise TypeError(f"`{name}` must be callable, got {type(fn).__name__}.")
+    try:
+        out = jax.eval_shape(fn, *example_args)
+    except Exception as e:
+        raise ValueError(
+            f"`{name}` raised {type(e).__name__} when called as `{call}`: {e}"
+        ) from e
+    if not isinstance(out, jax.ShapeDtypeStruct):
+        raise ValueError(
+            f"`{name}` must return a single array shaped like the state, got "
+            f"{jax.tree.structure(out)}."
+        )
+    if out.shape != y.shape:
+        raise ValueError(
+            f"`{name}` returned shape {out.shape} but the state has shape {y.shape}."
+        )
+    if not jnp.issubdtype(out.dtype, jnp.floating):
+        raise ValueError(
+            f"`{name}` returned dtype {out.dtype} but the state has dtype {y.dtype}."
+        )
+
+
+def _default_tolerances(dtype) -> tuple[float, float]:
+    if jnp.finfo(dtype).bits >= 64:
+        return 1e-11, 1e-12
+    return 1e-6, 1e-7
+
+
+def _check_times(ts, t0: float) -> Float[Array, " times"]:
+    ts = jnp.asarray(ts)
+    if ts.ndim != 1 or ts.size == 0:
+        raise ValueError(f"`ts` must be a non-empty 1-D array, got shape {ts.shape}.")
+    if not jnp.issubdtype(ts.dtype, jnp.floating):
+        ts = ts.astype(jnp.result_type(float))
+    if not bool(jnp.all(jnp.isfinite(ts))):
+        raise ValueError("`ts` must be finite.")
+    if bool(jnp.any(jnp.diff(ts) < 0)):
+        raise ValueError("`ts` must be sorted in increasing order.")
+    if float(ts[0]) < t0:
+        raise ValueError(f"`ts` must start at or after t0={t0}, got {float(ts[0])}.")
+    return ts
+
+
+def _diffrax_solve(
+    vector_field, t0, ts, y0, args, *, solver, rtol, atol, max_steps, dtype
+):
+    if rtol is None or atol is None:
+        default_rtol, default_atol = _default_tolerances(dtype)
+        rtol = default_rtol if rtol is None else rtol
+        atol = default_atol if atol is None else atol
+    t_end = float(ts[-1])
+    if t_end == t0:
+        return jax.tree.map(lambda y: jnp.broadcast_to(y, (ts.size, *y.shape)), y0)
+    sol = dfx.diffeqsolve(
+        dfx.ODETerm(vector_field),
+        solver,
+        t0=t0,
+        t1=t_end,
+        dt0=None,
+        y0=y0,
+        args=args,
+        saveat=dfx.SaveAt(ts=ts),
+        stepsize_controller=dfx.PIDController(rtol=rtol, atol=atol),
+        max_steps=max_steps,
+        throw=False,
+    )
+    if not bool(dfx.RESULTS.successful == sol.result):
+        raise RuntimeError(
+            "The reference solve failed: "
+            f"{dfx.RESULTS[sol.result]}. For a stiff problem pass "
+            "`solver=diffrax.Kvaerno5()`; otherwise raise `max_steps`."
+        )
+    return sol.ys
+
+
+def _rk4_peak(field, t0, t1, y0, args, steps: int = 256):
+    """The largest |state| met by a coarse fixed-step RK4 integration: a cheap
+    estimate of the solution's size, accurate to a few per cent, for scaling."""
+    dt = (t1 - t0) / steps
+
+    def body(carry, i):
+        y, peak = carry
+        t = t0 + i * dt
+        k1 = field(t, y, args)
+        k2 = field(t + dt / 2, jax.tree.map(lambda a, b: a + dt / 2 * b, y, k1), args)
+        k3 = field(t + dt / 2, jax.tree.map(lambda a, b: a + dt / 2 * b, y, k2), args)
+        k4 = field(t + dt, jax.tree.map(lambda a, b: a + dt * b, y, k3), args)
+        y = jax.tree.map(
+            lambda a, b1, b2, b3, b4: a + dt / 6 * (b1 + 2 * b2 + 2 * b3 + b4),
+            y,
+            k1,
+            k2,
+            k3,
+            k4,
+        )
+        peak = jax.tree.map(lambda p, a: jnp.maximum(p, jnp.abs(a)), peak, y)
+        return (y, peak), None
+
+    peak0 = jax.tree.map(jnp.abs, y0)
+    (_, peak), _ = jax.lax.scan(body, (y0, peak0), jnp.arange(steps))
+    return peak
+
+
+def _safe_scale(peak, fallback):
+    """Replaces entries that are non-finite or negligible by `fallback`."""
+    peak = jnp.asarray(peak)
+    ok = jnp.isfinite(peak) & (
+        peak
+        > 1e-6 * jnp.maximum(1.0, jnp.max(jnp.where(jnp.isfinite(peak), peak, 0.0)))
+    )
+    return jnp.where(ok, peak, fallback)
+
+
+class AbstractProblem(eqx.Module):
+    """An ODE problem on $[t_0, t_1]$: the residual a solution must zero, the
+    conditions it must meet and a classical reference solve."""
+
+    t0: AbstractVar[float]
+    t1: AbstractVar[float]
+    args: AbstractVar[Args]
+    order: AbstractClassVar[int]
+
+    @property
+    @abc.abstractmethod
+    def state(self) -> Float[Array, "*state"]:
+        """An array shaped and typed like the solution at one time."""
+
+    @abc.abstractmethod
+    def residual(
+        self, t: Scalar, derivatives: tuple[Array, ...], args: Args
+    ) -> Float[Array, "*state"]:
+        """The ODE residual at `t`, given `(y, y', ..., y^(order))` there."""
+
+    @abc.abstractmethod
+    def condition(self) -> AbstractCondition:
+        """The conditions as an exact ansatz (used by `PINN` by default)."""
+
+    @abc.abstractmethod
+    def condition_residuals(
+        self, solution: Callable[[Scalar], Array]
+    ) -> Float[Array, " conditions"]:
+        """How far `solution` is from meeting the conditions (soft constraints)."""
+
+    @abc.abstractmethod
+    def solve(self, ts: Float[ArrayLike, " times"], **options) -> Array:
+        """A classical reference solution on `ts`."""
+
+    @abc.abstractmethod
+    def first_order_field(self) -> VectorField:
+        """The vector field of the equivalent first-order system."""
+
+    @abc.abstractmethod
+    def characteristic_scale(self) -> Float[Array, "*state"]:
+        """The typical size of each state component over $[t_0, t_1]$ (used to
+        non-dimensionalise the state)."""
+
+
+class IVP(AbstractProblem):
+    r"""A first-order initial-value problem
+
+    $$\frac{dy}{dt} = f(t, y, \text{args}), \quad y(t_0) = y_0.$$
+
+    **Arguments:**
+
+    - `vector_field`: $f$, called as `vector_field(t, y, args)` (diffrax's signature)
+        and returning an array shaped like `y0`.
+    - `t0`, `t1`: the time interval; `t1 > t0`.
+    - `y0`: the initial value, a scalar or a 1-D array.
+    - `args`: any PyTree passed to `vector_field`; entries wrapped in
+        [`odefit.Unknown`][] are learned by `fit` (an inverse problem).
+
+    **Example:**
+
+    ```python
+    import jax.numpy as jnp
+    import odefit
+
+    problem = odefit.IVP(lambda t, y, args: -args * y, t0=0.0, t1=2.0, y0=1.0, args=2.0)
+    ys = problem.solve(jnp.linspace(0.0, 2.0, 5))   # ≈ exp(-2 t)
+    ```
+    """
+
+    vector_field: VectorField
+    t0: float
+    t1: float
+    y0: Float[Array, "*state"]
+    args: Args
+    order: ClassVar[int] = 1
+
+    def __init__(
+        self,
+        vector_field: VectorField,
+        t0: ScalarLike,
+        t1: ScalarLike,
+        y0: Float[ArrayLike, "*state"],
+        args: Args = None,
+    ):
+        self.t0, self.t1 = _check_interval(t0, t1)
+        self.y0 = _as_state(y0, "y0")
+        self.args = args
+        _check_function(
+            vector_field,
+            "vector_field",
+            "vector_field(t0, y0, args)",
+            (jnp.asarray(self.t0, self.y0.dtype), self.y0, resolve_args(args)),
+            self.y0,
+        )
+        self.vector_field = vector_field
+
+    @property
+    def state(self):
+        return self.y0
+
+    def residual(self, t, derivatives, args):
+        y, dy = derivatives
+        return dy - self.vector_field(t, y, args)
+
+    def condition(self):
+        return InitialValue(self.y0)
+
+    def condition_residuals(self, solution):
+        return jnp.ravel(solution(jnp.asarray(self.t0, self.y0.dtype)) - self.y0)
+
+    def first_order_field(self):
+        return self.vector_field
+
+    def characteristic_scale(self):
+        peak = eqx.filter_jit(_rk4_peak)(
+            self.vector_field, self.t0, self.t1, self.y0, resolve_args(self.args)
+        )
+        return _safe_scale(peak, 1.0).astype(self.y0.dtype)
+
+    def solve(
+        self,
+        ts: Float[ArrayLike, " times"],
+        *,
+        solver: dfx.AbstractSolver | None = None,
+        rtol: float | None = None,
+        atol: float | None = None,
+        max_steps: int = 1_000_000,
+    ) -> Float[Array, "times *state"]:
+        """The classical reference solution on `ts`, by diffrax.
+
+        **Arguments:**
+
+        - `ts`: increasing times, `ts[0] >= t0` (times past `t1` are allowed, for
+            extrapolation).
+        - `solver`: a diffrax solver; default `Tsit5()`. For stiff problems pass
+            `diffrax.Kvaerno5()`.
+        - `rtol`, `atol`: tolerances; default 1e-11/1e-12 in float64 and
+            1e-6/1e-7 in float32.
+        - `max_steps`: the solver's step budget.
+
+        **Returns:** an array of shape `(len(ts), *y0.shape)`.
+        """
+        ts = _check_times(ts, self.t0).astype(self.y0.dtype)
+        return _diffrax_solve(
+            self.vector_field,
+            self.t0,
+            ts,
+            self.y0,
+            resolve_args(self.args),
+            solver=dfx.Tsit5() if solver is None else solver,
+            rtol=rtol,
+            atol=atol,
+            max_steps=max_steps,
+            dtype=self.y0.dtype,
+        )
+
+
+def _second_order_field(acceleration):
+    def field(t, state, args):
+        y, dy = state
+        return dy, acceleration(t, y, dy, args)
+
+    return field
+
+
+class _AbstractSecondOrder(AbstractProblem):
+    acceleration: AbstractVar[Acceleration]
+    order: ClassVar[int] = 2
+
+    def residual(self, t, derivatives, args):
+        y, dy, ddy = derivatives
+        return ddy - self.acceleration(t, y, dy, args)
+
+    def first_order_field(self):
+        return _second_order_field(self.acceleration)
+
+
+class SecondOrderIVP(_AbstractSecondOrder):
+    r"""A second-order initial-value problem
+
+    $$y'' = g(t, y, y', \text{args}), \qquad y(t_0) = y_0, \quad y'(t_0) = y'_0.$$
+
+    **Arguments:**
+
+    - `acceleration`: $g$, called as `acceleration(t, y, dy, args)`.
+    - `t0`, `t1`: the time interval; `t1 > t0`.
+    - `y0`, `dy0`: initial value and slope, scalars or 1-D arrays of one shape.
+    - `args`: any PyTree passed to `acceleration` (may hold `odefit.Unknown`s).
+
+    **Example:**
+
+    ```python
+    import jax.numpy as jnp
+    import odefit
+
+    pendulum = odefit.SecondOrderIVP(
+        lambda t, y, dy, args: -jnp.sin(y), t0=0.0, t1=6.0, y0=1.0, dy0=0.0
+    )
+    ```
+    """
+
+    acceleration: Acceleration
+    t0: float
+    t1: float
+    y0: Float[Array, "*state"]
+    dy0: Float[Array, "*state"]
+    args: Args
+
+    def __init__(
+        self,
+        acceleration: Acceleration,
+        t0: ScalarLike,
+        t1: ScalarLike,
+        y0: Float[ArrayLike, "*state"],
+        dy0: Float[ArrayLike, "*state"],
+        args: Args = None,
+    ):
+        self.t0, self.t1 = _check_interval(t0, t1)
+        self.y0 = _as_state(y0, "y0")
+        self.dy0 = _as_state(dy0, "dy0").astype(self.y0.dtype)
+        _check_same_shape("dy0", "y0", self.dy0, self.y0)
+        self.args = args
+        _check_function(
+            acceleration,
+            "acceleration",
+            "acceleration(t0, y0, dy0, args)",
+            (
+                jnp.asarray(self.t0, self.y0.dtype),
+                self.y0,
+                self.dy0,
+                resolve_args(args),
+            ),
+            self.y0,
+        )
+        self.acceleration = acceleration
+
+    @property
+    def state(self):
+        return self.y0
+
+    def condition(self):
+        return InitialValueAndSlope(self.t0, self.y0, self.dy0)
+
+    def characteristic_scale(self):
+        peak, _ = eqx.filter_jit(_rk4_peak)(
+            self.first_order_field(),
+            self.t0,
+            self.t1,
+            (self.y0, self.dy0),
+            resolve_args(self.args),
+        )
+        return _safe_scale(peak, 1.0).astype(self.y0.dtype)
+
+    def condition_residuals(self, solution):
+        t0 = jnp.asarray(self.t0, self.y0.dtype)
+        y, dy = jax.jvp(solution, (t0,), (jnp.ones_like(t0),))
+        return jnp.concatenate([jnp.ravel(y - self.y0), jnp.ravel(dy - self.dy0)])
+
+    def solve(
+        self,
+        ts: Float[ArrayLike, " times"],
+        *,
+        solver: dfx.AbstractSolver | None = None,
+        rtol: float | None = None,
+        atol: float | None = None,
+        max_steps: int = 1_000_000,
+        derivative: bool = False,
+    ):
+        """The classical reference on `ts` (diffrax on the first-order form).
+
+        Options as for [`odefit.IVP.solve`][]; with `derivative=True` returns the
+        pair `(y, y')`, otherwise `y` alone, each of shape `(len(ts), *y0.shape)`.
+        """
+        ts = _check_times(ts, self.t0).astype(self.y0.dtype)
+        y, dy = _diffrax_solve(
+            self.first_order_field(),
+            self.t0,
+            ts,
+            (self.y0, self.dy0),
+            resolve_args(self.args),
+            solver=dfx.Tsit5() if solver is None else solver,
+            rtol=rtol,
+            atol=atol,
+            max_steps=max_steps,
+            dtype=self.y0.dtype,
+        )
+        return (y, dy) if derivative else y
+
+
+class BVP(_AbstractSecondOrder):
+    r"""A two-point boundary-value problem with Dirichlet conditions
+
+    $$y'' = g(t, y, y', \text{args}), \qquad y(t_0) = y_a, \quad y(t_1) = y_b.$$
+
+    **Arguments:**
+
+    - `acceleration`: $g$, called as `acceleration(t, y, dy, args)`.
+    - `t0`, `t1`: the interval; `t1 > t0`.
+    - `ya`, `yb`: the boundary values, scalars or 1-D arrays of one shape.
+    - `args`: any PyTree passed to `acceleration`.
+
+    The reference `solve` uses single shooting: a Newton solve (optimistix) for the
+    initial slope such that the diffrax solution hits `yb`.
+
+    **Example:**
+
+    ```python
+    import jax.numpy as jnp
+    import odefit
+
+    problem = odefit.BVP(
+        lambda t, y, dy, args: -jnp.pi**2 * jnp.sin(jnp.pi * t),
+        t0=0.0, t1=1.0, ya=0.0, yb=0.0,
+    )
+    ys = problem.solve(jnp.linspace(0.0, 1.0, 11))   # ≈ sin(pi t)
+    ```
+    """
+
+    acceleration: Acceleration
+    t0: float
+    t1: float
+    ya: Float[Array, "*state"]
+    yb: Float[Array, "*state"]
+    args: Args
+
+    def __init__(
+        self,
+        acceleration: Acceleration,
+        t0: ScalarLike,
+        t1: ScalarLike,
+        ya: Float[ArrayLike, "*state"],
+        yb: Float[ArrayLike, "*state"],
+        args: Args = None,
+    ):
+        self.t0, self.t1 = _check_interval(t0, t1)
+        self.ya = _as_state(ya, "ya")
+        self.yb = _as_state(yb, "yb").astype(self.ya.dtype)
+        _check_same_shape("yb", "ya", self.yb, self.ya)
+        self.args = args
+        _check_function(
+            acceleration,
+            "acceleration",
+            "acceleration(t0, ya, dy, args)",
+            (
+                jnp.asarray(self.t0, self.ya.dtype),
+                self.ya,
+                jnp.zeros_like(self.ya),
+                resolve_args(args),
+            ),
+            self.ya,
+        )
+        self.acceleration = acceleration
+
+    @property
+    def state(self):
+        return self.ya
+
+    def condition(self):
+        return Dirichlet(self.ya, self.yb)
+
+    def characteristic_scale(self):
+        peak = jnp.maximum(jnp.abs(self.ya), jnp.abs(self.yb))
+        return _safe_scale(peak, 1.0).astype(self.ya.dtype)
+
+    def condition_residuals(self, solution):
+        dtype = self.ya.dtype
+        ya = solution(jnp.asarray(self.t0, dtype))
+        yb = solution(jnp.asarray(self.t1, dtype))
+        return jnp.concatenate([jnp.ravel(ya - self.ya), jnp.ravel(yb - self.yb)])
+
+    def solve(
+        self,
+        ts: Float[ArrayLike, " times"],
+        *,
+        solver: dfx.AbstractSolver | None = None,
+        rtol: float | None = None,
+        atol: float | None = None,
+        max_steps: int = 100_000,
+        shooting_max_steps: int = 50,
+        derivative: bool = False,
+    ):
+        """The classical reference on `ts`, by single shooting.
+
+        Options as for [`odefit.SecondOrderIVP.solve`][]; `shooting_max_steps`
+        bounds the Newton iterations. Raises `RuntimeError` when shooting fails to
+        converge (try a better-conditioned formulation or a shorter interval).
+        """
+        ts = _check_times(ts, self.t0).astype(self.ya.dtype)
+        dtype = self.ya.dtype
+        default_rtol, default_atol = _default_tolerances(dtype)
+        rtol = default_rtol if rtol is None else rtol
+        atol = default_atol if atol is None else atol
+        solver = dfx.Tsit5() if solver is None else solver
+        field = self.first_order_field()
+        args = resolve_args(self.args)
+        t0, t1 = self.t0, self.t1
+
+        def end_mismatch(slope, _):
+            sol = dfx.diffeqsolve(
+                dfx.ODETerm(field),
+                solver,
+                t0=t0,
+                t1=t1,
+                dt0=None,
+                y0=(self.ya, slope),
+                args=args,
+                stepsize_controller=dfx.PIDController(rtol=rtol, atol=atol),
+                max_steps=max_steps,
+            )
+            return sol.ys[0][-1] - self.yb
+
+        guess = (self.yb - self.ya) / (t1 - t0)
+        shoot = optx.root_find(
+            end_mismatch,
+            optx.Newton(rtol=100 * rtol, atol=100 * atol),
+            guess,
+            max_steps=shooting_max_steps,
+            throw=False,
+        )
+        miss = float(jnp.max(jnp.abs(end_mismatch(shoot.value, None))))
+        scale = 1.0 + float(jnp.max(jnp.abs(self.yb)))
+        if shoot.result != optx.RESULTS.successful and not miss <= 1e3 * atol * scale:
+            raise RuntimeError(
+                "Shooting for the BVP reference failed to converge "
+                f"({optx.RESULTS[shoot.result]}; end-point miss {miss:.3g}). "
+                "Try a shorter interval or pass `shooting_max_steps`."
+            )
+        y, dy = _diffrax_solve(
+            field,
+            t0,
+            ts,
+            (self.ya, shoot.value),
+            args,
+            solver=solver,
+            rtol=rtol,
+            atol=atol,
+            max_steps=max_steps,
+            dtype=dtype,
+        )
+        return (y, dy) if derivative else y

@@ -1,0 +1,98 @@
+"""The optimiser interface of `fit`: optax transformations and odefit's own
+least-squares trainers behind one `init`/`step` pair."""
+
+import abc
+from collections.abc import Callable
+from typing import Any
+
+import equinox as eqx
+import jax.numpy as jnp
+import optax
+from jaxtyping import Array, PyTree
+
+from ._collocation import AbstractCollocation, Uniform
+
+ResidualsFn = Callable[[PyTree], dict[str, Array]]
+
+
+def total_loss(terms: dict[str, Array]) -> tuple[Array, dict[str, Array]]:
+    losses = {name: jnp.sum(r**2) for name, r in terms.items()}
+    return sum(losses.values()), losses
+
+
+class AbstractTrainer(eqx.Module):
+    """Advances the trainable parameters by one step.
+
+    `residuals_fn(params)` returns the weighted residual vectors of every loss term
+    (their squared norms sum to the loss); a trainer may use the gradient of the
+    loss (first-order methods) or the Jacobian of the residuals (least squares).
+    """
+
+    @abc.abstractmethod
+    def init(self, residuals_fn: ResidualsFn, params: PyTree) -> Any:
+        """The trainer's initial state."""
+
+    @abc.abstractmethod
+    def step(
+        self, residuals_fn: ResidualsFn, params: PyTree, state: Any
+    ) -> tuple[PyTree, Any, dict[str, Array]]:
+        """One step: new parameters, new state, and statistics (at least `loss` and
+        each term's loss, evaluated at the incoming parameters)."""
+
+    @abc.abstractmethod
+    def default_collocation(self) -> AbstractCollocation:
+        """The collocation used when `fit` is given none."""
+
+
+class OptaxTrainer(AbstractTrainer):
+    """Runs any `optax.GradientTransformation` on the loss. L-BFGS and other
+    transformations that need the value and a `value_fn` receive them."""
+
+    optimizer: optax.GradientTransformationExtraArgs
+
+    def __init__(self, optimizer: optax.GradientTransformation):
+        self.optimizer = optax.with_extra_args_support(optimizer)
+
+    def init(self, residuals_fn, params):
+        return self.optimizer.init(params)
+
+    def step(self, residuals_fn, params, state):
+        def loss_fn(p):
+            return total_loss(residuals_fn(p))
+
+        (loss, losses), grads = eqx.filter_value_and_grad(loss_fn, has_aux=True)(params)
+        updates, state = self.optimizer.update(
+            grads,
+            state,
+            params,
+            value=loss,
+            grad=grads,
+            value_fn=lambda p: loss_fn(p)[0],
+        )
+        params = eqx.apply_updates(params, updates)
+        return params, state, {"loss": loss, **losses}
+
+    def default_collocation(self):
+        return Uniform(256)
+
+
+def default_optimizer(steps: int) -> optax.GradientTransformation:
+    """Adam whose learning rate decays from 3e-3 to 3e-5 over the run."""
+    schedule = optax.exponential_decay(
+        3e-3, transition_steps=max(steps, 1), decay_rate=1e-2
+    )
+    return optax.adam(schedule)
+
+
+def as_trainer(optimizer, steps: int) -> AbstractTrainer:
+    if optimizer is None:
+        return OptaxTrainer(default_optimizer(steps))
+    if isinstance(optimizer, AbstractTrainer):
+        return optimizer
+    if isinstance(optimizer, optax.GradientTransformation):
+        return OptaxTrainer(optimizer)
+    raise TypeError(
+        "`optimizer` must be an optax.GradientTransformation (e.g. optax.adam(1e-3))"
+        " or an odefit trainer (e.g. odefit.LevenbergMarquardt()), got "
+        f"{type(optimizer).__name__}."
+    )
