@@ -189,8 +189,9 @@ def _rk4_peak(field, t0, t1, y0, args, steps: int = 256):
         peak = jax.tree.map(lambda p, a: jnp.maximum(p, jnp.abs(a)), peak, y)
         return (y, peak), None
 
+    dtype = jax.tree.leaves(y0)[0].dtype
     peak0 = jax.tree.map(jnp.abs, y0)
-    (_, peak), _ = jax.lax.scan(body, (y0, peak0), jnp.arange(steps))
+    (_, peak), _ = jax.lax.scan(body, (y0, peak0), jnp.arange(steps, dtype=dtype))
     return peak
 
 
@@ -612,6 +613,8 @@ class BVP(_AbstractSecondOrder):
                 args=args,
                 stepsize_controller=dfx.PIDController(rtol=rtol, atol=atol),
                 max_steps=max_steps,
+                # Newton differentiates through the solve in forward mode.
+                adjoint=dfx.ForwardMode(),
             )
             return sol.ys[0][-1] - self.yb
 

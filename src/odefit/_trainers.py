@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import optax
 from jaxtyping import Array, PyTree
@@ -54,21 +55,25 @@ class OptaxTrainer(AbstractTrainer):
         self.optimizer = optax.with_extra_args_support(optimizer)
 
     def init(self, residuals_fn, params):
-        return self.optimizer.init(params)
+        with jax.numpy_dtype_promotion("standard"):
+            return self.optimizer.init(params)
 
     def step(self, residuals_fn, params, state):
         def loss_fn(p):
             return total_loss(residuals_fn(p))
 
         (loss, losses), grads = eqx.filter_value_and_grad(loss_fn, has_aux=True)(params)
-        updates, state = self.optimizer.update(
-            grads,
-            state,
-            params,
-            value=loss,
-            grad=grads,
-            value_fn=lambda p: loss_fn(p)[0],
-        )
+        # optax mixes Python scalars and integer step counts; odefit's own code is
+        # clean under strict dtype promotion, so only this call is relaxed.
+        with jax.numpy_dtype_promotion("standard"):
+            updates, state = self.optimizer.update(
+                grads,
+                state,
+                params,
+                value=loss,
+                grad=grads,
+                value_fn=lambda p: loss_fn(p)[0],
+            )
         params = eqx.apply_updates(params, updates)
         return params, state, {"loss": loss, **losses}
 
