@@ -18,6 +18,7 @@ from ._metrics import max_abs_error as max_abs_error, relative_l2 as relative_l2
 from ._models.base import AbstractModel as AbstractModel
 from ._models.pinn import PINN as PINN
 from ._observations import Observations as Observations
+from ._plotting import plot_fit as plot_fit
 from ._problems import (
     BVP as BVP,
     IVP as IVP,

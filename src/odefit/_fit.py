@@ -215,8 +215,9 @@ def fit(
         value and a `value_fn`) or an odefit least-squares trainer. Default: Adam,
         learning rate decaying exponentially from 1e-2 to 1e-4 over `steps`.
     - `collocation`: [`odefit.Uniform`][] (points redrawn each step; the default
-        for optax, with 256 points) or [`odefit.Grid`][] (fixed points; use with
-        L-BFGS and least-squares trainers).
+        for optax is `Uniform(256, warmup=steps // 2)`, a window growing from
+        $t_0$ over the first half of the run) or [`odefit.Grid`][] (fixed points;
+        use with L-BFGS and least-squares trainers).
     - `observations`: [`odefit.Observations`][], adding a data term.
     - `weights`: weights of the terms, keys among `"residual"`, `"conditions"` and
         `"data"`; default 1 each.
@@ -260,7 +261,7 @@ def fit(
     steps = _check_steps(steps)
     trainer = as_trainer(optimizer, steps)
     if collocation is None:
-        collocation = trainer.default_collocation()
+        collocation = trainer.default_collocation(steps)
     elif not isinstance(collocation, AbstractCollocation):
         raise TypeError(
             "`collocation` must be odefit.Grid(n), odefit.Uniform(n) or another "

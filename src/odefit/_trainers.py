@@ -41,8 +41,8 @@ class AbstractTrainer(eqx.Module):
         each term's loss, evaluated at the incoming parameters)."""
 
     @abc.abstractmethod
-    def default_collocation(self) -> AbstractCollocation:
-        """The collocation used when `fit` is given none."""
+    def default_collocation(self, steps: int) -> AbstractCollocation:
+        """The collocation used when `fit` is given none, for a run of `steps`."""
 
 
 class OptaxTrainer(AbstractTrainer):
@@ -77,8 +77,8 @@ class OptaxTrainer(AbstractTrainer):
         params = eqx.apply_updates(params, updates)
         return params, state, {"loss": loss, **losses}
 
-    def default_collocation(self):
-        return Uniform(256)
+    def default_collocation(self, steps):
+        return Uniform(256, warmup=steps // 2)
 
 
 def default_optimizer(steps: int) -> optax.GradientTransformation:
