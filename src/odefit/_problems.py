@@ -75,6 +75,8 @@ def _as_state(value, name: str) -> Float[Array, "*state"]:
         raise ValueError(f"`{name}` must not be empty, got shape {array.shape}.")
     if not jnp.issubdtype(array.dtype, jnp.floating):
         array = array.astype(jnp.result_type(float))
+    # A Python float would give a weakly-typed array; the state's dtype is fixed.
+    array = jnp.asarray(array, dtype=array.dtype)
     if not bool(jnp.all(jnp.isfinite(array))):
         raise ValueError(f"`{name}` must be finite, got {np.asarray(array)}.")
     return array
