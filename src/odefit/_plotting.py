@@ -75,7 +75,10 @@ def plot_fit(
         )
         axes[0].plot(t, pred[:, i], color=c, lw=1.2, ls="--", label=f"{label} odefit")
         err = np.abs(pred[:, i] - ref[:, i])
-        axes[1].semilogy(t, np.maximum(err, np.finfo(float).tiny), color=c, label=label)
+        # Errors below rounding (e.g. exactly zero at an imposed initial value)
+        # are drawn at the rounding floor, not at 1e-300.
+        floor = np.finfo(pred.dtype).eps * max(float(np.max(np.abs(ref[:, i]))), 1e-30)
+        axes[1].semilogy(t, np.maximum(err, floor), color=c, label=label)
     axes[0].set(xlabel="t", title="solution")
     axes[0].legend(fontsize="small")
     axes[1].set(xlabel="t", title="pointwise |error|")
