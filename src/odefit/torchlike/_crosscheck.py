@@ -1,0 +1,616 @@
+"""The cross-checks against real PyTorch, shared by the tests and by
+`python -m odefit.torchlike`.
+
+Each case computes odefit's numbers and, when PyTorch is installed, PyTorch's
+numbers for the same inputs and weights, and returns one `Row` per compared
+quantity. PyTorch is imported lazily, inside the functions that use it: importing
+this module (or `odefit.torchlike`) never imports torch.
+"""
+
+import importlib.util
+import threading
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+
+from .._derivatives import derivatives
+from .._losses import check_weights, loss_terms
+from .._models.pinn import PINN
+from .._problems import IVP, AbstractProblem, SecondOrderIVP
+from .._trainers import total_loss
+from .._unknown import resolve_args
+from ._backward import backward, zero_grad
+from ._grad import grad
+
+TOLERANCE = 1e-10
+INSTALL_HINT = 'pip install "odefit[torch]"'
+
+
+class Row(NamedTuple):
+    """One compared quantity: PyTorch's value, odefit's value (each a float64
+    NumPy array, or `None` for a `None` gradient) and the largest absolute
+    difference (`None` when PyTorch was not run)."""
+
+    case: str
+    quantity: str
+    torch: Any
+    odefit: Any
+    difference: float | None
+
+
+class Case(NamedTuple):
+    name: str
+    run: Callable[[bool], list[Row]]
+
+
+def torch_available() -> bool:
+    return importlib.util.find_spec("torch") is not None
+
+
+def _import_torch():
+    try:
+        import torch
+    except ImportError as e:
+        raise ImportError(
+            f"The PyTorch cross-checks need PyTorch: {INSTALL_HINT}"
+        ) from e
+    return torch
+
+
+def _check_x64() -> None:
+    if not jax.config.read("jax_enable_x64"):
+        raise RuntimeError(
+            "The cross-checks compare float64 numbers; enable them first with "
+            "jax.config.update('jax_enable_x64', True)."
+        )
+
+
+def _np(x) -> np.ndarray | None:
+    if x is None:
+        return None
+    if hasattr(x, "detach"):  # a torch tensor
+        x = x.detach().cpu().numpy()
+    return np.asarray(x, dtype=np.float64)
+
+
+def difference(a, b) -> float:
+    """Max |a - b|; 0 when both are `None`, infinite when only one is or the
+    shapes differ."""
+    if a is None or b is None:
+        return 0.0 if a is None and b is None else float("inf")
+    if a.shape != b.shape:
+        return float("inf")
+    return float(np.max(np.abs(a - b), initial=0.0))
+
+
+def _rows(case: str, ours: dict[str, Any], theirs: dict[str, Any] | None) -> list[Row]:
+    rows = []
+    for quantity, value in ours.items():
+        value = _np(value)
+        if theirs is None:
+            rows.append(Row(case, quantity, None, value, None))
+        else:
+            other = _np(theirs[quantity])
+            rows.append(Row(case, quantity, other, value, difference(other, value)))
+    return rows
+
+
+def _f64(torch, x, requires_grad: bool = False):
+    return torch.tensor(np.asarray(x), dtype=torch.float64, requires_grad=requires_grad)
+
+
+# -- the two-input example ---------------------------------------------------------
+
+
+def _two_input(x1, x2):
+    return x1**2 + 5 * x2
+
+
+def _case_two_input_grad(with_torch: bool) -> list[Row]:
+    x1, x2 = jnp.asarray(2.0), jnp.asarray(3.0)
+    g1, g2 = grad(_two_input, (x1, x2))
+    ours = {"dy/dx1": g1, "dy/dx2": g2}
+    theirs = None
+    if with_torch:
+        torch = _import_torch()
+        t1, t2 = _f64(torch, 2.0, True), _f64(torch, 3.0, True)
+        y = t1**2 + 5 * t2
+        h1, h2 = torch.autograd.grad(y, (t1, t2))
+        theirs = {"dy/dx1": h1, "dy/dx2": h2}
+    return _rows("y = x1**2 + 5*x2, grad", ours, theirs)
+
+
+def _case_two_input_backward(with_torch: bool) -> list[Row]:
+    x1, x2 = jnp.asarray(2.0), jnp.asarray(3.0)
+    g1, g2 = backward(_two_input, (x1, x2))
+    ours = {"x1.grad": g1, "x2.grad": g2}
+    theirs = None
+    if with_torch:
+        torch = _import_torch()
+        t1, t2 = _f64(torch, 2.0, True), _f64(torch, 3.0, True)
+        (t1**2 + 5 * t2).backward()
+        theirs = {"x1.grad": t1.grad, "x2.grad": t2.grad}
+    return _rows("y = x1**2 + 5*x2, backward", ours, theirs)
+
+
+# -- non-scalar outputs, unused inputs, accumulation, inputs= --------------------
+
+_X = np.array([0.5, -1.0, 2.0])
+_W = 1.5
+_V = np.array([1.0, -2.0, 0.25])
+
+
+def _case_grad_outputs(with_torch: bool) -> list[Row]:
+    x, w, v = jnp.asarray(_X), jnp.asarray(_W), jnp.asarray(_V)
+    gx, gw = grad(lambda x, w: x**2 * w, (x, w), grad_outputs=v)
+    hx, hw = grad(
+        lambda x, w: (jnp.sin(x) * w, jnp.sum(x * w)),
+        (x, w),
+        grad_outputs=(v, None),
+    )
+    ours = {
+        "y = x**2*w, v: dx": gx,
+        "y = x**2*w, v: dw": gw,
+        "(sin(x)*w, sum(x*w)), (v, None): dx": hx,
+        "(sin(x)*w, sum(x*w)), (v, None): dw": hw,
+    }
+    theirs = None
+    if with_torch:
+        torch = _import_torch()
+        tx, tw, tv = _f64(torch, _X, True), _f64(torch, _W, True), _f64(torch, _V)
+        a = torch.autograd.grad(tx**2 * tw, (tx, tw), grad_outputs=tv)
+        b = torch.autograd.grad(
+            (torch.sin(tx) * tw, torch.sum(tx * tw)), (tx, tw), grad_outputs=(tv, None)
+        )
+        theirs = dict(zip(ours, (*a, *b)))
+    return _rows("non-scalar outputs, grad_outputs", ours, theirs)
+
+
+def _case_unused(with_torch: bool) -> list[Row]:
+    x, w = jnp.asarray(_X), jnp.asarray(_W)
+
+    def f(x, w):
+        return jnp.sum(x**2)
+
+    ours = {
+        "allow_unused=True: dx": grad(f, (x, w), allow_unused=True)[0],
+        "allow_unused=True: dw": grad(f, (x, w), allow_unused=True)[1],
+        "materialize_grads=True: dw": grad(f, (x, w), materialize_grads=True)[1],
+        "backward: w.grad": backward(f, (x, w))[1],
+    }
+    theirs = None
+    if with_torch:
+        torch = _import_torch()
+        tx, tw = _f64(torch, _X, True), _f64(torch, _W, True)
+        a = torch.autograd.grad(torch.sum(tx**2), (tx, tw), allow_unused=True)
+        b = torch.autograd.grad(torch.sum(tx**2), (tx, tw), materialize_grads=True)
+        torch.sum(tx**2).backward()
+        theirs = dict(zip(ours, (a[0], a[1], b[1], tw.grad)))
+    return _rows("unused input", ours, theirs)
+
+
+def _accumulated(x, w, calls: int):
+    grads = None
+    for _ in range(calls):
+        grads = backward(lambda x, w: jnp.sum(jnp.sin(x) * w), (x, w), grads=grads)
+    return grads
+
+
+def _case_accumulate(with_torch: bool) -> list[Row]:
+    x, w = jnp.asarray(_X), jnp.asarray(_W)
+    two, three = _accumulated(x, w, 2), _accumulated(x, w, 3)
+    after_zero = backward(
+        lambda x, w: jnp.sum(jnp.sin(x) * w), (x, w), grads=zero_grad(three)
+    )
+    ours = {
+        "2 calls: x.grad": two[0],
+        "2 calls: w.grad": two[1],
+        "3 calls: x.grad": three[0],
+        "3 calls: w.grad": three[1],
+        "zero_grad, 1 call: w.grad": after_zero[1],
+    }
+    theirs = None
+    if with_torch:
+        torch = _import_torch()
+        tx, tw = _f64(torch, _X, True), _f64(torch, _W, True)
+        values = []
+        for calls in (2, 1):  # 2 calls, then a third
+            for _ in range(calls):
+                torch.sum(torch.sin(tx) * tw).backward()
+            values += [tx.grad.clone(), tw.grad.clone()]
+        optimizer = torch.optim.SGD([tx, tw], lr=0.0)
+        optimizer.zero_grad()
+        torch.sum(torch.sin(tx) * tw).backward()
+        theirs = dict(zip(ours, (*values, tw.grad)))
+    return _rows("accumulation over backward calls", ours, theirs)
+
+
+def _case_inputs_restriction(with_torch: bool) -> list[Row]:
+    x1, x2 = jnp.asarray(2.0), jnp.asarray(3.0)
+    g1, g2 = backward(_two_input, (x1, x2), wrt=(0,))
+    ours = {"inputs=[x1]: x1.grad": g1, "inputs=[x1]: x2.grad": g2}
+    theirs = None
+    if with_torch:
+        torch = _import_torch()
+        t1, t2 = _f64(torch, 2.0, True), _f64(torch, 3.0, True)
+        torch.autograd.backward(t1**2 + 5 * t2, inputs=[t1])
+        theirs = {"inputs=[x1]: x1.grad": t1.grad, "inputs=[x1]: x2.grad": t2.grad}
+    return _rows("backward(inputs=...) as wrt=", ours, theirs)
+
+
+def _case_create_graph(with_torch: bool) -> list[Row]:
+    x, w = jnp.asarray(_X), jnp.asarray(_W)
+
+    def first(x, w):
+        return grad(lambda x, w: jnp.sum(x**3 * w), (x, w), create_graph=True)[0]
+
+    (d2x,) = grad(lambda x: first(x, w), x, grad_outputs=jnp.ones(3))
+    (dxw,) = grad(lambda w: first(x, w), w, grad_outputs=jnp.ones(3))
+    ours = {"sum d2/dx2": d2x, "sum d2/dxdw": dxw}
+    theirs = None
+    if with_torch:
+        torch = _import_torch()
+        tx, tw = _f64(torch, _X, True), _f64(torch, _W, True)
+        (g,) = torch.autograd.grad(torch.sum(tx**3 * tw), tx, create_graph=True)
+        a, b = torch.autograd.grad(g, (tx, tw), grad_outputs=torch.ones_like(g))
+        theirs = {"sum d2/dx2": a, "sum d2/dxdw": b}
+    return _rows("second derivatives (create_graph=True)", ours, theirs)
+
+
+# -- a PINN loss for an ODE --------------------------------------------------------
+
+
+class _Ode(NamedTuple):
+    problem: AbstractProblem
+    # The same right-hand side written for PyTorch, on a batch: t (N,), y (N, d).
+    torch_rhs: Callable[..., Any]
+
+
+def _duffing(t, y, args):
+    a, w = args
+    return jnp.stack([y[1], -a * y[1] - y[0] - y[0] ** 3 + jnp.cos(w * t)])
+
+
+def _duffing_torch(torch, t, y, args):
+    a, w = args
+    return torch.stack(
+        [y[:, 1], -a * y[:, 1] - y[:, 0] - y[:, 0] ** 3 + torch.cos(w * t)], dim=1
+    )
+
+
+def _pendulum(t, y, dy, args):
+    g, b = args
+    return -g * jnp.sin(y) - b * dy + 0.5 * jnp.sin(t)
+
+
+def _pendulum_torch(torch, t, y, dy, args):
+    g, b = args
+    return -g * torch.sin(y) - b * dy + 0.5 * torch.sin(t)[:, None]
+
+
+def _first_order() -> _Ode:
+    problem = IVP(_duffing, t0=0.0, t1=2.0, y0=jnp.array([1.0, 0.0]), args=(0.3, 1.2))
+    return _Ode(problem, _duffing_torch)
+
+
+def _second_order() -> _Ode:
+    problem = SecondOrderIVP(
+        _pendulum, t0=0.0, t1=3.0, y0=1.0, dy0=0.5, args=(1.0, 0.2)
+    )
+    return _Ode(problem, _pendulum_torch)
+
+
+def odefit_pinn_loss(model: PINN, problem: AbstractProblem, ts):
+    """odefit's own training loss for `model`: the loss terms `fit` builds, summed
+    as the first-order trainers do."""
+    terms = loss_terms(
+        model, problem, resolve_args(problem.args), ts, None, check_weights(None)
+    )
+    return total_loss(terms)[0]
+
+
+def torch_net(mlp: eqx.nn.MLP):
+    """A `torch.nn.Sequential` of `Linear`/`Tanh` layers holding `mlp`'s weights
+    (both store a layer's weight as (out, in))."""
+    torch = _import_torch()
+    layers = []
+    for k, linear in enumerate(mlp.layers):
+        layer = torch.nn.Linear(
+            linear.in_features, linear.out_features, dtype=torch.float64
+        )
+        with torch.no_grad():
+            layer.weight.copy_(_f64(torch, linear.weight))
+            layer.bias.copy_(_f64(torch, linear.bias))
+        layers.append(layer)
+        if k < len(mlp.layers) - 1:
+            layers.append(torch.nn.Tanh())
+    return torch.nn.Sequential(*layers)
+
+
+def torch_pinn_loss(net, model: PINN, problem: AbstractProblem, torch_rhs, ts):
+    """The PyTorch way to write the same PINN loss: `u(t)` from the network with
+    the same ansatz, derivatives by `autograd.grad(..., create_graph=True)`, the
+    mean of squared scaled residuals (plus the soft condition term when the
+    conditions are not built in). Returns the loss and `(u, u', ...)`."""
+    torch = _import_torch()
+    t0, t1, order = problem.t0, problem.t1, problem.order
+    scale = _f64(torch, np.ravel(model.scale))
+    y0 = _f64(torch, np.ravel(problem.y0))
+    dy0 = _f64(torch, np.ravel(problem.dy0)) if order == 2 else None
+    hard = model.condition is not None
+    dim = scale.shape[0]
+
+    def u_of(t):
+        s = (t - t0) / (t1 - t0)
+        n = net((2 * s - 1).unsqueeze(1)) * scale
+        if not hard:
+            return n
+        if order == 1:
+            return y0 + s[:, None] * n
+        return y0 + dy0 * (t - t0)[:, None] + s[:, None] ** 2 * n
+
+    def d_dt(u, t):
+        # One autograd.grad per state component: each row of u depends only on its
+        # own t, so grad_outputs=ones gives du_k/dt at every point.
+        return torch.stack(
+            [
+                torch.autograd.grad(
+                    u[:, k], t, grad_outputs=torch.ones_like(u[:, k]), create_graph=True
+                )[0]
+                for k in range(dim)
+            ],
+            dim=1,
+        )
+
+    t = _f64(torch, ts, requires_grad=True)
+    derivs = [u_of(t)]
+    for _ in range(order):
+        derivs.append(d_dt(derivs[-1], t))
+    args = resolve_args(problem.args)
+    rhs = torch_rhs(torch, t, *derivs[:-1], args)
+    residual = (derivs[-1] - rhs) / (scale / (t1 - t0) ** order)
+    loss = residual.pow(2).mean()
+    if not hard:
+        t_start = _f64(torch, [t0], requires_grad=True)
+        at_start = [u_of(t_start)]
+        if order == 2:
+            at_start.append(d_dt(at_start[0], t_start))
+        mismatch = torch.cat([(u - c)[0] for u, c in zip(at_start, (y0, dy0))])
+        loss = loss + (mismatch / scale.repeat(order)).pow(2).mean()
+    return loss, derivs
+
+
+def _pinn_case(name: str, ode: Callable[[], _Ode], hard: bool, n_points: int = 12):
+    def run(with_torch: bool) -> list[Row]:
+        _check_x64()
+        problem, torch_rhs = ode()
+        ts = jnp.linspace(problem.t0, problem.t1, n_points)
+        model = PINN(problem, width=8, depth=2, hard_constraints=hard, key=jr.key(0))
+        params, static = eqx.partition(model, model.trainable())
+
+        def loss_of_params(p):
+            return odefit_pinn_loss(eqx.combine(p, static), problem, ts)
+
+        (g,) = grad(loss_of_params, (params,))
+        (store,) = backward(
+            lambda m: odefit_pinn_loss(m, problem, ts),
+            (model,),
+            wrt=(model.trainable(),),
+        )
+        derivs = jax.vmap(lambda t: derivatives(model, t, problem.order))(ts)
+        names = ["u", "du/dt", "d2u/dt2"][: problem.order + 1]
+        ours: dict[str, Any] = {"loss": loss_of_params(params)}
+        for label, d in zip(names, derivs):
+            ours[f"{label} at {n_points} points"] = jnp.reshape(d, (n_points, -1))
+        for k, layer in enumerate(g.mlp.layers):
+            ours[f"grad(): d loss/d layers[{k}].weight"] = layer.weight
+            ours[f"grad(): d loss/d layers[{k}].bias"] = layer.bias
+        ours["backward(): all .grad"] = _concat(
+            [(lay.weight, lay.bias) for lay in store.mlp.layers]
+        )
+        theirs = None
+        if with_torch:
+            net = torch_net(model.mlp)
+            loss, torch_derivs = torch_pinn_loss(net, model, problem, torch_rhs, ts)
+            loss.backward()
+            linears = [layer for layer in net if hasattr(layer, "weight")]
+            theirs = {"loss": loss}
+            for label, d in zip(names, torch_derivs):
+                theirs[f"{label} at {n_points} points"] = d
+            for k, layer in enumerate(linears):
+                theirs[f"grad(): d loss/d layers[{k}].weight"] = layer.weight.grad
+                theirs[f"grad(): d loss/d layers[{k}].bias"] = layer.bias.grad
+            theirs["backward(): all .grad"] = _concat(
+                [(_np(lay.weight.grad), _np(lay.bias.grad)) for lay in linears]
+            )
+        return _rows(name, ours, theirs)
+
+    return Case(name, run)
+
+
+def _concat(pairs) -> np.ndarray:
+    return np.concatenate([np.ravel(_np(x)) for pair in pairs for x in pair])
+
+
+# -- threads -----------------------------------------------------------------------
+
+_THREADS = 4
+
+
+def _thread_setup():
+    mlp = eqx.nn.MLP(1, 1, 8, 2, activation=jnp.tanh, dtype=jnp.float64, key=jr.key(1))
+    batches = [
+        np.linspace(-1.0, 1.0, 5)[:, None] * (k + 1) / _THREADS for k in range(_THREADS)
+    ]
+    return mlp, batches
+
+
+def _mlp_loss(mlp, xs):
+    return jnp.mean((jax.vmap(mlp)(xs) - jnp.sin(3 * xs)) ** 2)
+
+
+def _flat_grads(mlp_grads) -> np.ndarray:
+    return _concat([(lay.weight, lay.bias) for lay in mlp_grads.layers])
+
+
+def _in_threads(work: Callable[[int], Any]) -> list[Any]:
+    """Runs `work(k)` for k = 0..n-1 in n threads released together."""
+    results: list[Any] = [None] * _THREADS
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(_THREADS)
+
+    def target(k):
+        try:
+            barrier.wait()
+            results[k] = work(k)
+        except BaseException as e:  # noqa: BLE001 -- re-raised in the caller
+            errors.append(e)
+
+    threads = [threading.Thread(target=target, args=(k,)) for k in range(_THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return results
+
+
+def odefit_thread_gradients(mlp, batches) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Each thread's gradient of the shared `mlp`, computed concurrently in threads
+    and then serially, by `torchlike.grad` and by `torchlike.backward` into a
+    thread-local store: (threaded, serial), each a list of flat vectors
+    [grad() of thread 0, ..., backward() of thread 0, ...]."""
+
+    def work(k):
+        xs = jnp.asarray(batches[k])
+        (g,) = grad(lambda m: _mlp_loss(m, xs), mlp)
+        (b,) = backward(lambda m: _mlp_loss(m, xs), mlp)
+        return _flat_grads(g), _flat_grads(b)
+
+    threaded = _in_threads(work)
+    serial = [work(k) for k in range(_THREADS)]
+    flatten = lambda pairs: [p[0] for p in pairs] + [p[1] for p in pairs]
+    return flatten(threaded), flatten(serial)
+
+
+def _case_threads(with_torch: bool) -> list[Row]:
+    _check_x64()
+    mlp, batches = _thread_setup()
+    threaded, serial = odefit_thread_gradients(mlp, batches)
+    ours: dict[str, Any] = {}
+    for k in range(_THREADS):
+        ours[f"thread {k}: grad()"] = threaded[k]
+    ours["max |threaded - serial|, every thread"] = np.max(
+        [np.max(np.abs(a - b)) for a, b in zip(threaded, serial)]
+    )
+    # The explicit store makes the sum of the threads' gradients something you ask
+    # for: accumulate the threads' batches into one store.
+    store = None
+    for xs in batches:
+        store = backward(
+            lambda m, xs=xs: _mlp_loss(m, jnp.asarray(xs)), mlp, grads=store
+        )
+    ours[f"shared .grad after {_THREADS} threads' backward()"] = _flat_grads(store[0])
+    theirs = None
+    if with_torch:
+        theirs = _torch_threads(mlp, batches)
+    return _rows(f"{_THREADS} threads, one shared model", ours, theirs)
+
+
+def _torch_threads(mlp, batches) -> dict[str, Any]:
+    torch = _import_torch()
+    net = torch_net(mlp)
+    params = [
+        p for layer in net if hasattr(layer, "weight") for p in layer.parameters()
+    ]
+
+    def loss(k):
+        xs = _f64(torch, batches[k])
+        return torch.mean((net(xs) - torch.sin(3 * xs)) ** 2)
+
+    def work(k):
+        grads = torch.autograd.grad(loss(k), params)  # functional: nothing shared
+        return np.concatenate([np.ravel(_np(g)) for g in grads])
+
+    threaded = _in_threads(work)
+    serial = [work(k) for k in range(_THREADS)]
+    out: dict[str, Any] = {f"thread {k}: grad()": threaded[k] for k in range(_THREADS)}
+    out["max |threaded - serial|, every thread"] = np.max(
+        [np.max(np.abs(a - b)) for a, b in zip(threaded, serial)]
+    )
+    # The hazard: every thread's loss.backward() adds into the same .grad, which
+    # ends up holding the sum of all threads' gradients, and no thread can read
+    # its own gradient back without racing the others.
+    net.zero_grad()
+    _in_threads(lambda k: loss(k).backward())
+    out[f"shared .grad after {_THREADS} threads' backward()"] = np.concatenate(
+        [np.ravel(_np(p.grad)) for p in params]
+    )
+    return out
+
+
+CASES = [
+    Case("y = x1**2 + 5*x2, grad", _case_two_input_grad),
+    Case("y = x1**2 + 5*x2, backward", _case_two_input_backward),
+    Case("non-scalar outputs, grad_outputs", _case_grad_outputs),
+    Case("unused input", _case_unused),
+    Case("accumulation over backward calls", _case_accumulate),
+    Case("backward(inputs=...) as wrt=", _case_inputs_restriction),
+    Case("second derivatives (create_graph=True)", _case_create_graph),
+    _pinn_case("PINN, first-order IVP (Duffing)", _first_order, hard=True),
+    _pinn_case("PINN, second-order IVP (pendulum)", _second_order, hard=True),
+    _pinn_case("PINN, second-order IVP, soft conditions", _second_order, hard=False),
+    Case(f"{_THREADS} threads, one shared model", _case_threads),
+]
+
+
+def run_cases(with_torch: bool | None = None) -> list[Row]:
+    """Every case's rows; PyTorch's side is computed when `with_torch` (default:
+    when PyTorch is installed)."""
+    _check_x64()
+    if with_torch is None:
+        with_torch = torch_available()
+    return [row for case in CASES for row in case.run(with_torch)]
+
+
+def _show(value) -> str:
+    if value is None:
+        return "None"
+    flat = np.ravel(value)
+    if flat.size == 1:
+        return f"{flat[0]:.10g}"
+    if flat.size <= 3:
+        return "[" + ", ".join(f"{v:.6g}" for v in flat) + "]"
+    return f"[{flat[0]:.6g}, {flat[1]:.6g}, ...] ({flat.size})"
+
+
+def format_table(rows: list[Row]) -> str:
+    header = ("case", "quantity", "PyTorch", "odefit", "max |diff|")
+    body = [
+        (
+            r.case,
+            r.quantity,
+            "-" if r.difference is None else _show(r.torch),
+            _show(r.odefit),
+            "-" if r.difference is None else f"{r.difference:.1e}",
+        )
+        for r in rows
+    ]
+    widths = [max(len(line[i]) for line in [header, *body]) for i in range(5)]
+    lines = []
+    previous = None
+    for k, line in enumerate([header, *body]):
+        shown = list(line)
+        if k > 0 and line[0] == previous:
+            shown[0] = ""
+        previous = line[0]
+        lines.append("  ".join(s.ljust(w) for s, w in zip(shown, widths)).rstrip())
+        if k == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
