@@ -74,9 +74,7 @@ def on_files(files, config):
         existing = files.get_file_from_path(uri)
         if existing is not None:
             files.remove(existing)
-        files.append(
-            File.generated(config, uri, abs_src_path=str(dest / filename))
-        )
+        files.append(File.generated(config, uri, abs_src_path=str(dest / filename)))
     return files
 
 
