@@ -1,6 +1,10 @@
 """The compiled training loop."""
 
 import math
+import os
+import signal
+import sys
+import threading
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -15,6 +19,7 @@ import optax
 from jaxtyping import Array
 from tqdm.auto import tqdm
 
+from . import _checkpoint
 from ._collocation import AbstractCollocation
 from ._custom_types import Args, Key
 from ._losses import check_weights, loss_terms, physics_residual
@@ -22,6 +27,7 @@ from ._models.base import AbstractModel
 from ._models.pinn import PINN
 from ._observations import Observations
 from ._problems import AbstractProblem
+from ._residuals import Residuals
 from ._trainers import AbstractTrainer, as_trainer
 from ._unknown import args_mask, resolve_args
 
@@ -67,9 +73,11 @@ def _check_steps(steps) -> int:
     return int(steps)
 
 
-def _check_observations(observations, problem: AbstractProblem, model) -> None:
+def _check_observations(observations, problem: AbstractProblem, model):
+    """Checks `observations` against the problem and model; returns them cast to
+    the model's dtype (float32 data for a float64 fit is fine)."""
     if observations is None:
-        return
+        return None
     if not isinstance(observations, Observations):
         raise TypeError(
             "`observations` must be an odefit.Observations(ts, ys), got "
@@ -83,7 +91,13 @@ def _check_observations(observations, problem: AbstractProblem, model) -> None:
         )
     state = jax.eval_shape(model, jnp.asarray(problem.t0, problem.state.dtype))
     if observations.observe is not None:
-        state = jax.eval_shape(observations.observe, state)
+        try:
+            state = jax.eval_shape(observations.observe, state)
+        except Exception as e:
+            raise ValueError(
+                f"`observations.observe` raised {type(e).__name__} when applied to "
+                f"a state of shape {state.shape}: {e}"
+            ) from e
     if observations.ys.shape[1:] != state.shape:
         raise ValueError(
             f"`observations.ys` has shape {observations.ys.shape}, so each "
@@ -92,6 +106,14 @@ def _check_observations(observations, problem: AbstractProblem, model) -> None:
             + (" after `observe`" if observations.observe is not None else "")
             + "."
         )
+    return eqx.tree_at(
+        lambda o: (o.ts, o.ys),
+        observations,
+        (
+            observations.ts.astype(problem.state.dtype),
+            observations.ys.astype(state.dtype),
+        ),
+    )
 
 
 def _pick_chunk(steps: int, chunk_size: int | None) -> int:
@@ -120,6 +142,8 @@ def _tree_all_finite(tree) -> Array:
 
 
 @eqx.filter_jit
+# Counts traces (no limit), so tests can check that chunks never retrace.
+@eqx.debug.assert_max_traces(max_traces=None)
 def _run_chunk(
     params,
     opt_state,
@@ -139,7 +163,7 @@ def _run_chunk(
         return loss_terms(model, problem, resolve_args(args), ts, observations, weights)
 
     def body(carry, i):
-        params, opt_state, colloc_state, good = carry
+        params, opt_state, colloc_state = carry
         step_key = jr.fold_in(key, start + i)
 
         def residual_size(ts):
@@ -153,26 +177,173 @@ def _run_chunk(
             colloc_state, problem.t0, problem.t1, residual_size, key=step_key
         )
         new_params, opt_state, stats = trainer.step(
-            lambda p: residuals_fn(p, ts), params, opt_state
+            Residuals(residuals_fn, ts), params, opt_state
         )
-        ok = jnp.isfinite(stats["loss"]) & _tree_all_finite(params)
-        good = jtu.tree_map(lambda a, b: jnp.where(ok, a, b), params, good)
-        return (new_params, opt_state, colloc_state, good), stats
+        return (new_params, opt_state, colloc_state), stats
 
-    init = (params, opt_state, colloc_state, params)
-    (params, opt_state, colloc_state, good), stats = jax.lax.scan(
+    init = (params, opt_state, colloc_state)
+    (params, opt_state, colloc_state), stats = jax.lax.scan(
         body, init, jnp.arange(length)
     )
-    return params, opt_state, colloc_state, good, stats
+    return params, opt_state, colloc_state, stats
 
 
-def _divergence_message(step: int, value: float) -> str:
-    return (
-        f"diverged at step {step}: the loss became {value}. The last finite model "
-        "is returned. Try a lower learning rate, float64 "
-        "(jax.config.update('jax_enable_x64', True)), or a `scale` for the state "
-        "in the model."
+_all_finite = jax.jit(_tree_all_finite)
+
+
+def _first_bad_step(losses: np.ndarray, params) -> int | None:
+    """The index in a chunk of the first step whose incoming parameters have a
+    non-finite loss; the chunk's length if only the final parameters are
+    non-finite; `None` if all is finite."""
+    finite = np.isfinite(losses)
+    if not finite.all():
+        return int(np.argmin(finite))
+    if not bool(_all_finite(params)):
+        return len(losses)
+    return None
+
+
+def _divergence_message(step: int, value: float, kept: int, kept_loss) -> str:
+    what = (
+        f"the loss became {value}"
+        if not math.isfinite(value)
+        else "the parameters became non-finite"
     )
+    if kept == step:
+        kept_text = f"The model of step {kept} is returned (its parameters are finite)."
+    else:
+        kept_text = (
+            f"The last finite model, from step {kept} (loss {kept_loss:.4g}), is "
+            "returned."
+        )
+    return (
+        f"diverged at step {step}: {what}. {kept_text} Try a lower learning rate, "
+        "float64 (jax.config.update('jax_enable_x64', True)), or rescaling the "
+        "problem (the model's `scale`, a shorter interval, non-dimensional "
+        "variables)."
+    )
+
+
+def _stalled_message(step: int) -> str:
+    return (
+        f"stalled at step {step}: the trainer could not reduce the loss any "
+        "further (e.g. a least-squares trainer's damping reached its limit). The "
+        "model of the last step is returned. Try float64 "
+        "(jax.config.update('jax_enable_x64', True)), rescaling the problem, more "
+        "collocation points, or a few thousand Adam steps before the "
+        "least-squares trainer."
+    )
+
+
+class _InterruptGuard:
+    """During `fit`, turns the first Ctrl-C (SIGINT) into a request to stop after
+    the current chunk; a second Ctrl-C raises `KeyboardInterrupt` at once (which
+    `fit` still turns into a result). Python's default handler is replaced only in
+    the main thread, and only while `fit` runs; a user's own handler is kept."""
+
+    def __init__(self, verbose: bool):
+        self.requested = False
+        self.verbose = verbose
+        self._previous = None
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        if self.verbose:
+            sys.stderr.write(
+                "\nodefit: stopping after the current chunk "
+                "(Ctrl-C again to stop at once).\n"
+            )
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.getsignal(signal.SIGINT)
+            if previous is signal.default_int_handler:
+                signal.signal(signal.SIGINT, self._handle)
+                self._previous = previous
+        return self
+
+    def __exit__(self, *exc_info):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+        return False
+
+
+def _check_checkpointing(checkpoint_path, checkpoint_every, resume) -> None:
+    if checkpoint_path is not None and not isinstance(
+        checkpoint_path, (str, os.PathLike)
+    ):
+        raise TypeError(
+            "`checkpoint_path` must be a str or os.PathLike, got "
+            f"{type(checkpoint_path).__name__}."
+        )
+    if checkpoint_every is not None:
+        if (
+            isinstance(checkpoint_every, bool)
+            or not isinstance(checkpoint_every, (int, np.integer))
+            or checkpoint_every < 1
+        ):
+            raise ValueError(
+                f"`checkpoint_every` must be an integer >= 1, got {checkpoint_every!r}."
+            )
+        if checkpoint_path is None:
+            raise ValueError(
+                "`checkpoint_every` was given without a `checkpoint_path` to write to."
+            )
+    if not isinstance(resume, bool):
+        raise TypeError(f"`resume` must be True or False, got {resume!r}.")
+
+
+def _check_key(key) -> None:
+    if isinstance(key, jax.Array) and (
+        jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key)
+        or (key.dtype == jnp.uint32 and key.shape == (2,))
+    ):
+        return
+    raise TypeError(
+        "`key` must be a jax.random key such as jax.random.key(0), got "
+        + (
+            f"an array of shape {key.shape} and dtype {key.dtype}."
+            if isinstance(key, jax.Array)
+            else f"{type(key).__name__}."
+        )
+    )
+
+
+def _check_collocation(collocation, state, problem: AbstractProblem, key) -> None:
+    """Samples the collocation once, eagerly: a bad custom collocation fails here
+    with a message instead of silently training on the wrong points."""
+    ts, _ = collocation.sample(state, problem.t0, problem.t1, jnp.ones_like, key=key)
+    ts = np.asarray(ts)
+    name = type(collocation).__name__
+    if ts.ndim != 1 or ts.size == 0:
+        raise ValueError(
+            f"`collocation` ({name}) must give a non-empty 1-D array of times, got "
+            f"shape {ts.shape}."
+        )
+    if not np.issubdtype(ts.dtype, np.floating):
+        raise TypeError(
+            f"`collocation` ({name}) must give floating-point times, got dtype "
+            f"{ts.dtype}."
+        )
+    if not np.all(np.isfinite(ts)) or ts.min() < problem.t0 or ts.max() > problem.t1:
+        raise ValueError(
+            f"`collocation` ({name}) must give times in [t0, t1] = "
+            f"[{problem.t0}, {problem.t1}], got times from {ts.min()} to {ts.max()}."
+        )
+
+
+def _with_args(problem: AbstractProblem, args) -> AbstractProblem:
+    return eqx.tree_at(lambda p: p.args, problem, args, is_leaf=lambda x: x is None)
+
+
+def _concat_history(chunks: list[dict[str, np.ndarray]], steps: int):
+    names = {name: None for chunk in chunks for name in chunk}
+    return {
+        name: np.concatenate([c[name] for c in chunks if name in c])[:steps]
+        for name in names
+    }
 
 
 def fit(
@@ -188,6 +359,9 @@ def fit(
     progress: bool = True,
     chunk_size: int | None = None,
     throw: bool = False,
+    checkpoint_path: str | os.PathLike | None = None,
+    checkpoint_every: int | None = None,
+    resume: bool = True,
 ) -> FitResult:
     r"""Fits `model` to the solution of `problem`.
 
@@ -224,8 +398,24 @@ def fit(
     - `key`: a `jax.random` key for the collocation draws.
     - `progress`: show a progress bar (loss and steps/s).
     - `chunk_size`: steps per compiled chunk; default about `steps / 100`.
-    - `throw`: raise `RuntimeError` on divergence instead of returning the last
-        finite model with a `stop_reason`.
+    - `throw`: raise `RuntimeError` on divergence (or a stalled trainer) instead
+        of returning the last finite model with a `stop_reason`.
+    - `checkpoint_path`: a file to save the fit's state to, atomically (see
+        [`odefit.save`][]): every `checkpoint_every` steps and when the fit stops
+        (completed, interrupted or diverged). If the file already exists and
+        `resume` is true, the fit continues from it: rerunning the same script
+        after a crash or Ctrl-C picks up where the checkpoint left off and ends
+        bit-identical (on CPU) to an uninterrupted run. A checkpoint of another
+        problem, model shape, optimiser or key, or a corrupted one, raises
+        `ValueError` and is left untouched.
+    - `checkpoint_every`: steps between checkpoints; default about a tenth of
+        the run.
+    - `resume`: continue from an existing `checkpoint_path`; with `False` the fit
+        starts afresh and overwrites it.
+
+    Ctrl-C stops the fit after the current chunk and returns the result so far,
+    with `stop_reason="interrupted"`; a second Ctrl-C stops at once (the result
+    is that of the last completed chunk).
 
     **Returns:** an [`odefit.FitResult`][].
 
@@ -258,6 +448,14 @@ def fit(
             f"`model` was built for [{model.t0}, {model.t1}] but `problem` is on "
             f"[{problem.t0}, {problem.t1}]."
         )
+    if isinstance(model, PINN) and (
+        model.shape != problem.state.shape or model.scale.dtype != problem.state.dtype
+    ):
+        raise ValueError(
+            f"`model` predicts shape {model.shape} and dtype {model.scale.dtype} but "
+            f"`problem`'s state has shape {problem.state.shape} and dtype "
+            f"{problem.state.dtype}; build the model from this problem."
+        )
     steps = _check_steps(steps)
     trainer = as_trainer(optimizer, steps)
     if collocation is None:
@@ -267,17 +465,20 @@ def fit(
             "`collocation` must be odefit.Grid(n), odefit.Uniform(n) or another "
             f"odefit collocation, got {type(collocation).__name__}."
         )
-    _check_observations(observations, problem, model)
+    observations = _check_observations(observations, problem, model)
     weights = check_weights(weights)
-    if not isinstance(key, jax.Array):
-        raise TypeError(f"`key` must be a jax.random key, got {type(key).__name__}.")
+    _check_key(key)
+    _check_checkpointing(checkpoint_path, checkpoint_every, resume)
     chunk = _pick_chunk(steps, chunk_size)
+    if checkpoint_path is not None and checkpoint_every is None:
+        checkpoint_every = 10 * chunk
 
     params, static = eqx.partition(
         (model, problem.args), (model.trainable(), args_mask(problem.args))
     )
     dtype = problem.state.dtype
     colloc_state = collocation.init(problem.t0, problem.t1, dtype)
+    _check_collocation(collocation, colloc_state, problem, key)
 
     def residuals_at_start(p):
         model_, args_ = eqx.combine(p, static)
@@ -290,79 +491,151 @@ def fit(
 
     opt_state = trainer.init(residuals_at_start, params)
 
-    history: dict[str, list[np.ndarray]] = {}
+    history: list[dict[str, np.ndarray]] = []
     done = 0
+    if checkpoint_path is not None and resume and os.path.exists(checkpoint_path):
+        saved = _checkpoint.resume(
+            checkpoint_path,
+            problem=problem,
+            model=model,
+            opt_state=opt_state,
+            collocation_state=colloc_state,
+            key=key,
+            steps=steps,
+        )
+        params, static = eqx.partition(
+            (saved.model, saved.args),
+            (saved.model.trainable(), args_mask(saved.args)),
+        )
+        opt_state, colloc_state = saved.opt_state, saved.collocation_state
+        done = saved.steps
+        history.append(saved.history)
+
+    def advance(state, start: int, n: int):
+        """`n` steps from `state`, the state after `start` steps."""
+        *new_state, stats = _run_chunk(
+            *state,
+            static,
+            problem,
+            observations,
+            weights,
+            trainer,
+            collocation,
+            key,
+            jnp.asarray(start),
+            n,
+        )
+        return tuple(new_state), stats
+
+    def write_checkpoint(state, steps_done: int, reason: str) -> None:
+        model_, args_ = eqx.combine(state[0], static)
+        _checkpoint.write(
+            checkpoint_path,
+            model=model_,
+            problem=_with_args(problem, args_),
+            opt_state=state[1],
+            collocation_state=state[2],
+            key=key,
+            steps=steps_done,
+            history=_concat_history(history, steps_done),
+            stop_reason=reason,
+        )
+
+    # `state` is the state after `done` steps; `previous` the one at the chunk
+    # boundary before, to step back to if a chunk's first loss is non-finite.
+    # Both are only ever replaced whole, so an interrupt leaves them consistent.
+    state = (params, opt_state, colloc_state)
+    previous = None
     stop_reason = "completed"
+    failed = False
     chunk_times = []
     bar = tqdm(
         total=steps,
+        initial=done,
         disable=not progress,
         unit="step",
         dynamic_ncols=True,
         mininterval=0.5,
         desc="odefit",
     )
-    try:
-        while done < steps:
-            length = min(chunk, steps - done)
-            tic = time.perf_counter()
-            out = _run_chunk(
-                params,
-                opt_state,
-                colloc_state,
-                static,
-                problem,
-                observations,
-                weights,
-                trainer,
-                collocation,
-                key,
-                jnp.asarray(done),
-                length,
-            )
-            new_params, new_opt_state, new_colloc_state, good, stats = out
-            stats = jax.device_get(stats)
-            chunk_times.append((length, time.perf_counter() - tic))
-            losses = stats["loss"]
-            finite = np.isfinite(losses)
-            if not finite.all():
-                first_bad = int(np.argmin(finite))
-                for name, values in stats.items():
-                    history.setdefault(name, []).append(values[:first_bad])
-                params = good
-                done += first_bad
-                bar.update(first_bad)
-                stop_reason = _divergence_message(done, float(losses[first_bad]))
-                break
-            for name, values in stats.items():
-                history.setdefault(name, []).append(values)
-            params, opt_state, colloc_state = (
-                new_params,
-                new_opt_state,
-                new_colloc_state,
-            )
-            done += length
-            bar.update(length)
-            bar.set_postfix(loss=f"{float(losses[-1]):.3e}", refresh=False)
-    except KeyboardInterrupt:
-        stop_reason = "interrupted"
-    finally:
-        bar.close()
+    with _InterruptGuard(verbose=progress) as interrupt:
+        try:
+            while done < steps:
+                if interrupt.requested:
+                    stop_reason = "interrupted"
+                    break
+                # Chunks end on multiples of `chunk` (and of `checkpoint_every`),
+                # counted from step 0, so a resumed fit compiles the same lengths.
+                length = min(chunk - done % chunk, steps - done)
+                if checkpoint_every is not None:
+                    length = min(length, checkpoint_every - done % checkpoint_every)
+                tic = time.perf_counter()
+                new_state, stats = advance(state, done, length)
+                stats = jax.device_get(stats)
+                chunk_times.append((length, time.perf_counter() - tic))
+                losses = np.asarray(stats["loss"])
+                bad = _first_bad_step(losses, new_state[0])
+                if bad is not None:
+                    # Step back to the last state with a finite loss, by
+                    # recomputing from a chunk boundary (per-step keys make this
+                    # exact).
+                    if bad > 0:
+                        target, source, source_done = done + bad - 1, state, done
+                        kept_loss = float(losses[bad - 1])
+                    elif previous is not None:
+                        (source, source_done), target = previous, done - 1
+                        kept_loss = float(history[-1]["loss"][-1])
+                    else:
+                        target, source, source_done = done, state, done
+                        kept_loss = math.nan
+                    kept = source
+                    if target > source_done:
+                        kept, _ = advance(source, source_done, target - source_done)
+                    if not bool(_all_finite(kept[0])):
+                        kept, target, kept_loss = state, done, math.nan
+                    value = float(losses[bad]) if bad < length else 0.0
+                    stop_reason = _divergence_message(
+                        done + bad, value, target, kept_loss
+                    )
+                    history.append(stats)
+                    failed = True
+                    state, done = kept, target
+                    break
+                history.append(stats)
+                previous = (state, done)
+                state, done = new_state, done + length
+                bar.update(length)
+                bar.set_postfix(loss=f"{float(losses[-1]):.3e}", refresh=False)
+                stalled = np.asarray(stats.get("stalled", False))
+                if np.any(stalled):
+                    stop_reason = _stalled_message(
+                        done - length + int(np.argmax(stalled))
+                    )
+                    failed = True
+                    break
+                if (
+                    checkpoint_path is not None
+                    and done % checkpoint_every == 0
+                    and done < steps
+                ):
+                    write_checkpoint(state, done, _checkpoint.RUNNING)
+        except KeyboardInterrupt:
+            stop_reason = "interrupted"
+        finally:
+            bar.close()
+    if checkpoint_path is not None:
+        write_checkpoint(state, done, stop_reason)
 
+    params, opt_state, colloc_state = state
     model, args = eqx.combine(params, static)
-    if stop_reason.startswith("diverged") and throw:
+    if failed and throw:
         raise RuntimeError(stop_reason)
     wall_time = time.perf_counter() - start_time
     return FitResult(
         model=model,
-        problem=eqx.tree_at(
-            lambda p: p.args, problem, args, is_leaf=lambda x: x is None
-        ),
+        problem=_with_args(problem, args),
         args=resolve_args(args),
-        history={
-            name: np.concatenate(values) if values else np.zeros((0,))
-            for name, values in history.items()
-        },
+        history=_concat_history(history, done),
         stop_reason=stop_reason,
         steps=done,
         opt_state=opt_state,

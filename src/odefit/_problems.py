@@ -91,7 +91,8 @@ def _check_same_shape(name: str, reference_name: str, value, reference) -> None:
 
 
 def _check_function(fn, name: str, call: str, example_args, y) -> None:
-    """Checks at trace time that `fn` returns an array shaped and typed like `y`."""
+    """Checks that `fn` returns an array shaped and typed like `y` (at trace time)
+    and finite at the example arguments (evaluated once)."""
     if not callable(fn):
         raise TypeError(f"`{name}` must be callable, got {type(fn).__name__}.")
     try:
@@ -109,9 +110,28 @@ def _check_function(fn, name: str, call: str, example_args, y) -> None:
         raise ValueError(
             f"`{name}` returned shape {out.shape} but the state has shape {y.shape}."
         )
-    if not jnp.issubdtype(out.dtype, jnp.floating):
+    # A weakly-typed output (a Python float) adopts the state's dtype.
+    if not jnp.issubdtype(out.dtype, jnp.floating) or (
+        out.dtype != y.dtype and not out.weak_type
+    ):
         raise ValueError(
             f"`{name}` returned dtype {out.dtype} but the state has dtype {y.dtype}."
+        )
+    # Once eagerly: an exception only raised at run time (e.g. `eqx.error_if`) or
+    # a NaN at t0 would otherwise surface mid-training.
+    try:
+        value = fn(*example_args)
+    except Exception as e:
+        raise ValueError(
+            f"`{name}` raised {type(e).__name__} when evaluated as `{call}`: {e}"
+        ) from e
+    if not isinstance(value, jax.core.Tracer) and not np.all(
+        np.isfinite(np.asarray(value))
+    ):
+        raise ValueError(
+            f"`{name}` returned non-finite values when evaluated as `{call}`: "
+            f"{np.asarray(value)}. Training would produce NaN from its first step; "
+            "if the equation is singular at t0, start the interval just after it."
         )
 
 
