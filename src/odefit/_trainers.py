@@ -2,6 +2,7 @@
 least-squares trainers behind one `init`/`step` pair."""
 
 import abc
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -81,6 +82,9 @@ class OptaxTrainer(AbstractTrainer):
         return Uniform(256, warmup=steps // 2)
 
 
+# Cached: optax transformations are closures, and a new one per `fit` call would
+# make every call recompile the training loop.
+@functools.lru_cache(maxsize=64)
 def default_optimizer(steps: int) -> optax.GradientTransformation:
     """Adam whose learning rate decays from 3e-3 to 3e-5 over the run."""
     schedule = optax.exponential_decay(
