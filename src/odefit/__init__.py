@@ -1,6 +1,7 @@
 """odefit: fit neural networks to solutions of ordinary differential equations, in
 pure-functional JAX."""
 
+from ._checkpoint import load as load, save as save
 from ._collocation import (
     AbstractCollocation as AbstractCollocation,
     Grid as Grid,
