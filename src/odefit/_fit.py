@@ -204,6 +204,13 @@ def _first_bad_step(losses: np.ndarray, params) -> int | None:
 
 
 def _divergence_message(step: int, value: float, kept: int, kept_loss) -> str:
+    if step == 0:
+        return (
+            f"diverged at step 0: the loss of the initial model is {value}, so the "
+            "residual or data term is not finite somewhere. The initial model is "
+            "returned. Check that the vector field is finite over the whole "
+            "interval [t0, t1], not only at t0, and the observations."
+        )
     what = (
         f"the loss became {value}"
         if not math.isfinite(value)

@@ -8,6 +8,24 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
 
+def _as_real_array(value, name: str) -> Array:
+    try:
+        array = jnp.asarray(value)
+    except (TypeError, ValueError, OverflowError) as e:
+        # Strings, objects, ragged nested lists, integers too large for any dtype.
+        raise TypeError(
+            f"`{name}` must be an array of real numbers, got {type(value).__name__} "
+            f"({e})."
+        ) from e
+    if not (
+        jnp.issubdtype(array.dtype, jnp.floating)
+        or jnp.issubdtype(array.dtype, jnp.integer)
+        or jnp.issubdtype(array.dtype, jnp.complexfloating)
+    ):
+        raise TypeError(f"`{name}` must be real numbers, got dtype {array.dtype}.")
+    return array
+
+
 class Observations(eqx.Module):
     r"""Measurements $y_j$ at times $t_j$: a data term
     $w \cdot \operatorname{mean}_j \lVert h(y_\theta(t_j)) - y_j \rVert^2$ in `fit`.
@@ -49,8 +67,8 @@ class Observations(eqx.Module):
         weight: float = 1.0,
         observe: Callable[[Array], Array] | None = None,
     ):
-        ts = jnp.asarray(ts)
-        ys = jnp.asarray(ys)
+        ts = _as_real_array(ts, "ts")
+        ys = _as_real_array(ys, "ys")
         if ts.ndim != 1 or ts.size == 0:
             raise ValueError(
                 f"`ts` must be a non-empty 1-D array of times, got shape {ts.shape}."
@@ -66,7 +84,12 @@ class Observations(eqx.Module):
             if not bool(jnp.all(jnp.isfinite(value))):
                 bad = int(np.sum(~np.isfinite(np.asarray(value))))
                 raise ValueError(f"`{name}` has {bad} non-finite entries.")
-        if isinstance(weight, bool) or not np.isfinite(weight) or weight < 0:
+        if (
+            isinstance(weight, bool)
+            or not isinstance(weight, (int, float, np.integer, np.floating))
+            or not np.isfinite(weight)
+            or weight < 0
+        ):
             raise ValueError(f"`weight` must be a finite number >= 0, got {weight!r}.")
         if observe is not None and not callable(observe):
             raise TypeError(

@@ -54,9 +54,11 @@ def _as_state(value, name: str) -> Float[Array, "*state"]:
         raise TypeError(f"`{name}` must be a float or a 1-D array, got {value!r}.")
     try:
         array = jnp.asarray(value)
-    except TypeError as e:
+    except (TypeError, ValueError, OverflowError) as e:
+        # Strings, objects, ragged nested lists, integers too large for any dtype.
         raise TypeError(
-            f"`{name}` must be a float or a 1-D array, got {type(value).__name__}."
+            f"`{name}` must be a float or a 1-D array, got {type(value).__name__} "
+            f"({e})."
         ) from e
     if jnp.issubdtype(array.dtype, jnp.complexfloating):
         raise TypeError(

@@ -40,7 +40,7 @@ class Unknown(eqx.Module):
             )
         try:
             array = jnp.asarray(value)
-        except TypeError as e:
+        except (TypeError, ValueError, OverflowError) as e:
             raise TypeError(
                 f"`value` must be a float or an array of floats, got {value!r}."
             ) from e
