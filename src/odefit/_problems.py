@@ -3,6 +3,7 @@ boundary-value problems, with their classical (diffrax) reference solves."""
 
 import abc
 import math
+import re
 from collections.abc import Callable
 from typing import ClassVar
 
@@ -92,6 +93,19 @@ def _check_same_shape(name: str, reference_name: str, value, reference) -> None:
         )
 
 
+def _summary(error: Exception) -> str:
+    """The gist of an error raised by user code: JAX and Equinox runtime errors
+    carry whole stack traces in their message (the full error stays chained)."""
+    lines = [line.strip() for line in str(error).strip().splitlines()]
+    lines = [line for line in lines if line]
+    if len(lines) <= 1:
+        return lines[0] if lines else type(error).__name__
+    for line in reversed(lines):
+        if re.match(r"^[\w.]*(Error|Exception): ", line):
+            return line
+    return lines[0]
+
+
 def _check_function(fn, name: str, call: str, example_args, y) -> None:
     """Checks that `fn` returns an array shaped and typed like `y` (at trace time)
     and finite at the example arguments (evaluated once)."""
@@ -101,7 +115,8 @@ def _check_function(fn, name: str, call: str, example_args, y) -> None:
         out = jax.eval_shape(fn, *example_args)
     except Exception as e:
         raise ValueError(
-            f"`{name}` raised {type(e).__name__} when called as `{call}`: {e}"
+            f"`{name}` raised {type(e).__name__} when called as `{call}`: "
+            f"{_summary(e)}"
         ) from e
     if not isinstance(out, jax.ShapeDtypeStruct):
         raise ValueError(
@@ -125,7 +140,8 @@ def _check_function(fn, name: str, call: str, example_args, y) -> None:
         value = fn(*example_args)
     except Exception as e:
         raise ValueError(
-            f"`{name}` raised {type(e).__name__} when evaluated as `{call}`: {e}"
+            f"`{name}` raised {type(e).__name__} when evaluated as `{call}`: "
+            f"{_summary(e)}"
         ) from e
     if not isinstance(value, jax.core.Tracer) and not np.all(
         np.isfinite(np.asarray(value))
