@@ -17,8 +17,13 @@ def main() -> int:
     # A script, not a library import: float64 is what makes the comparison exact.
     jax.config.update("jax_enable_x64", True)
 
-    from ._crosscheck import INSTALL_HINT, TOLERANCE, format_table, run_cases
-    from ._crosscheck import torch_available as _torch_available
+    from ._crosscheck import (
+        INSTALL_HINT,
+        TOLERANCE,
+        format_table,
+        run_cases,
+        torch_available as _torch_available,
+    )
 
     with_torch = _torch_available()
     versions = f"jax {jax.__version__}"
@@ -45,7 +50,8 @@ def main() -> int:
     failed = [r for r in rows if not r.difference <= TOLERANCE]
     if failed:
         print(
-            f"{len(failed)} of {len(rows)} quantities differ by more than {TOLERANCE:g}."
+            f"{len(failed)} of {len(rows)} quantities differ by more than "
+            f"{TOLERANCE:g}."
         )
         return 1
     print(

@@ -80,11 +80,14 @@ def spec_leaves(spec, tree, name: str) -> list[bool]:
 
 def flatten(inputs: Sequence[PyTree], masks: Sequence[list[bool] | None]):
     flats = []
-    for x, mask in zip(inputs, masks):
+    for x, mask in zip(inputs, masks, strict=True):
         leaves, treedef = jax.tree.flatten(x)
         if mask is None:
             mask = [True] * len(leaves)
-        diff = [bool(m) and eqx.is_inexact_array(leaf) for leaf, m in zip(leaves, mask)]
+        diff = [
+            bool(m) and eqx.is_inexact_array(leaf)
+            for leaf, m in zip(leaves, mask, strict=True)
+        ]
         flats.append(Flat(treedef, leaves, diff))
     return flats
 
@@ -130,7 +133,7 @@ def output_cotangents(outs, given, name: str) -> tuple[Array, ...]:
             f"per output of `fn` (None for a single-element output)."
         )
     cotangents = []
-    for k, (o, g) in enumerate(zip(outs, given)):
+    for k, (o, g) in enumerate(zip(outs, given, strict=True)):
         if g is None:
             if o.size != 1:
                 raise GradientError(
@@ -164,7 +167,7 @@ def pull_back(
     primals = [
         jnp.asarray(leaf)
         for flat in flats
-        for leaf, d in zip(flat.leaves, flat.diff)
+        for leaf, d in zip(flat.leaves, flat.diff, strict=True)
         if d
     ]
 
@@ -172,7 +175,10 @@ def pull_back(
         it = iter(ps)
         rebuilt = [
             flat.treedef.unflatten(
-                [next(it) if d else leaf for leaf, d in zip(flat.leaves, flat.diff)]
+                [
+                    next(it) if d else leaf
+                    for leaf, d in zip(flat.leaves, flat.diff, strict=True)
+                ]
             )
             for flat in flats
         ]

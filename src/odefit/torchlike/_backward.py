@@ -4,6 +4,7 @@ from typing import Any
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, ArrayLike, PyTree
 
 from ._autograd import as_inputs, pull_back, spec_leaves
@@ -46,7 +47,7 @@ def _masks(wrt, inputs) -> list[list[bool] | None]:
             f"({n}), got {wrt!r}."
         )
     masks = []
-    for i, (spec, x) in enumerate(zip(specs, inputs)):
+    for i, (spec, x) in enumerate(zip(specs, inputs, strict=True)):
         mask = spec_leaves(spec, x, f"wrt[{i}]")
         if spec is True and not any(
             eqx.is_inexact_array(leaf) for leaf in jax.tree.leaves(x)
@@ -72,7 +73,7 @@ def _store(grads, inputs) -> list[list[Array | None]]:
             + (f" of length {len(grads)}." if isinstance(grads, (tuple, list)) else ".")
         )
     store = []
-    for i, (g, x, treedef) in enumerate(zip(grads, inputs, treedefs)):
+    for i, (g, x, treedef) in enumerate(zip(grads, inputs, treedefs, strict=True)):
         if g is None:
             store.append([None] * treedef.num_leaves)
             continue
@@ -83,13 +84,24 @@ def _store(grads, inputs) -> list[list[Array | None]]:
                 f"`grads[{i}]` must be None or shaped like `inputs[{i}]` (with None "
                 f"for leaves without a gradient): expected structure {treedef}."
             ) from e
-        for leaf, old in zip(jax.tree.leaves(x), leaves):
-            if old is not None and jnp.shape(old) != jnp.shape(leaf):
-                raise ValueError(
-                    f"`grads[{i}]` holds a gradient of shape {jnp.shape(old)} for a "
-                    f"leaf of `inputs[{i}]` of shape {jnp.shape(leaf)}."
-                )
-        store.append(leaves)
+        checked = []
+        for leaf, old in zip(jax.tree.leaves(x), leaves, strict=True):
+            if old is not None:
+                if isinstance(old, (float, np.ndarray, np.generic)):
+                    old = jnp.asarray(old)
+                if not isinstance(old, jax.Array):
+                    raise ValueError(
+                        f"`grads[{i}]` must be None or shaped like `inputs[{i}]` "
+                        f"(arrays, None for leaves without a gradient), but it holds "
+                        f"a {type(old).__name__} where `inputs[{i}]` has an array."
+                    )
+                if old.shape != jnp.shape(leaf):
+                    raise ValueError(
+                        f"`grads[{i}]` holds a gradient of shape {old.shape} for a "
+                        f"leaf of `inputs[{i}]` of shape {jnp.shape(leaf)}."
+                    )
+            checked.append(old)
+        store.append(checked)
     return store
 
 
@@ -190,11 +202,11 @@ def backward(
         )
     out = []
     for flat, old, cts, used in zip(
-        pulled.flats, store, pulled.cotangents, pulled.used
+        pulled.flats, store, pulled.cotangents, pulled.used, strict=True
     ):
         new = [
             (ct if g is None else g + ct) if (d and u) else g
-            for g, ct, d, u in zip(old, cts, flat.diff, used)
+            for g, ct, d, u in zip(old, cts, flat.diff, used, strict=True)
         ]
         out.append(None if all(g is None for g in new) else flat.treedef.unflatten(new))
     return tuple(out)

@@ -129,7 +129,7 @@ def grad(
 
     results = []
     for i, (flat, cts, used) in enumerate(
-        zip(pulled.flats, pulled.cotangents, pulled.used)
+        zip(pulled.flats, pulled.cotangents, pulled.used, strict=True)
     ):
         if not any(used) and not materialize_grads:
             if allow_unused:

@@ -9,9 +9,10 @@ respects `jax.lax.stop_gradient` (PyTorch's `.detach()`), integer casts and othe
 non-differentiable steps, and `x * 0` still counts as used, as in PyTorch.
 
 The analysis is exact through calls (`jax.jit`, `jax.checkpoint`, custom rules),
-`lax.cond`, `lax.scan` and `lax.while_loop`; any other primitive that carries a
-sub-jaxpr is treated conservatively (every output depends on every input), which can
-only turn an "unused" error into zeros, never hide a real dependency.
+`lax.cond` and `lax.scan` (so `fori_loop` with static bounds); any other primitive
+that carries a sub-jaxpr is treated conservatively (every output depends on every
+input), which can only turn an "unused" error into zeros, never hide a real
+dependency.
 """
 
 from collections.abc import Callable, Sequence
@@ -53,11 +54,11 @@ def _call_body(eqn):
 
 
 def _fixpoint(body, consts: list[int], carry: list[int], rest: list[int]):
-    """Dependencies of a loop body's outputs, iterated until the carry stops
+    """Dependencies of a scan body's outputs, iterated until the carry stops
     gaining dependencies (a monotone bitmask union, so this terminates)."""
     while True:
         outs = _propagate(body, consts + carry + rest)
-        new = [c | o for c, o in zip(carry, outs[: len(carry)])]
+        new = [c | o for c, o in zip(carry, outs[: len(carry)], strict=True)]
         if new == carry:
             return outs
         carry = new
@@ -84,14 +85,6 @@ def _eqn_deps(eqn, ins: list[int]) -> list[int]:
             ins[n_consts : n_consts + n_carry],
             ins[n_consts + n_carry :],
         )
-    elif name == "while":
-        n_cond, n_body = eqn.params["cond_nconsts"], eqn.params["body_nconsts"]
-        return _fixpoint(
-            _open(eqn.params["body_jaxpr"]),
-            ins[n_cond : n_cond + n_body],
-            ins[n_cond + n_body :],
-            [],
-        )
     merged = 0
     for dep in ins:
         merged |= dep
@@ -101,7 +94,7 @@ def _eqn_deps(eqn, ins: list[int]) -> list[int]:
 def _propagate(jaxpr, in_deps: Sequence[int]) -> list[int]:
     """Bitmask of the tracked inputs each output of `jaxpr` depends on."""
     deps: dict = {}
-    for var, dep in zip(jaxpr.invars, in_deps):
+    for var, dep in zip(jaxpr.invars, in_deps, strict=True):
         if dep:
             deps[var] = dep
 
@@ -114,7 +107,7 @@ def _propagate(jaxpr, in_deps: Sequence[int]) -> list[int]:
         ins = [dep_of(v) for v in eqn.invars]
         if not any(ins):
             continue
-        for var, dep in zip(eqn.outvars, _eqn_deps(eqn, ins)):
+        for var, dep in zip(eqn.outvars, _eqn_deps(eqn, ins), strict=True):
             if dep and not isinstance(var, jex.core.DropVar):
                 deps[var] = dep
     return [dep_of(v) for v in jaxpr.outvars]
