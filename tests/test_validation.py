@@ -327,7 +327,9 @@ class _Fixed(odefit.AbstractCollocation):
 def test_out_of_domain_collocation(points, match):
     with pytest.raises(ValueError, match=r"`collocation` \(_Fixed\) .*" + match):
         points = (
-            tuple(map(tuple, points.tolist())) if points.ndim == 2 else tuple(points)
+            tuple(map(tuple, points.tolist()))
+            if points.ndim == 2
+            else tuple(points.tolist())
         )
         fit(collocation=_Fixed(points))
 
