@@ -103,7 +103,7 @@ def test_side_by_side_without_torch_runs_jax_side():
     )
     assert result.returncode == 0, result.stderr
     assert 'pip install "odefit[torch]"' in result.stdout
-    assert "PINN, second-order IVP" in result.stdout
+    assert "PINN loss, SecondOrderIVP" in result.stdout
 
 
 def test_side_by_side_table_of_jax_side():

@@ -43,9 +43,18 @@ class Row(NamedTuple):
     difference: float | None
 
 
+Values = dict[str, Any]
+
+
 class Case(NamedTuple):
+    """A named comparison: `compute(with_torch)` returns odefit's values and
+    PyTorch's (or `None` without PyTorch), keyed by quantity."""
+
     name: str
-    run: Callable[[bool], list[Row]]
+    compute: Callable[[bool], tuple[Values, Values | None]]
+
+    def run(self, with_torch: bool) -> list[Row]:
+        return _rows(self.name, *self.compute(with_torch))
 
 
 def torch_available() -> bool:
@@ -115,7 +124,7 @@ def _two_input(x1, x2):
     return x1**2 + 5 * x2
 
 
-def _case_two_input_grad(with_torch: bool) -> list[Row]:
+def _case_two_input_grad(with_torch: bool) -> tuple[Values, Values | None]:
     x1, x2 = jnp.asarray(2.0), jnp.asarray(3.0)
     g1, g2 = grad(_two_input, (x1, x2))
     ours = {"dy/dx1": g1, "dy/dx2": g2}
@@ -126,10 +135,10 @@ def _case_two_input_grad(with_torch: bool) -> list[Row]:
         y = t1**2 + 5 * t2
         h1, h2 = torch.autograd.grad(y, (t1, t2))
         theirs = {"dy/dx1": h1, "dy/dx2": h2}
-    return _rows("y = x1**2 + 5*x2, grad", ours, theirs)
+    return ours, theirs
 
 
-def _case_two_input_backward(with_torch: bool) -> list[Row]:
+def _case_two_input_backward(with_torch: bool) -> tuple[Values, Values | None]:
     x1, x2 = jnp.asarray(2.0), jnp.asarray(3.0)
     g1, g2 = backward(_two_input, (x1, x2))
     ours = {"x1.grad": g1, "x2.grad": g2}
@@ -139,7 +148,7 @@ def _case_two_input_backward(with_torch: bool) -> list[Row]:
         t1, t2 = _f64(torch, 2.0, True), _f64(torch, 3.0, True)
         (t1**2 + 5 * t2).backward()
         theirs = {"x1.grad": t1.grad, "x2.grad": t2.grad}
-    return _rows("y = x1**2 + 5*x2, backward", ours, theirs)
+    return ours, theirs
 
 
 # -- non-scalar outputs, unused inputs, accumulation, inputs= --------------------
@@ -149,7 +158,7 @@ _W = 1.5
 _V = np.array([1.0, -2.0, 0.25])
 
 
-def _case_grad_outputs(with_torch: bool) -> list[Row]:
+def _case_grad_outputs(with_torch: bool) -> tuple[Values, Values | None]:
     x, w, v = jnp.asarray(_X), jnp.asarray(_W), jnp.asarray(_V)
     gx, gw = grad(lambda x, w: x**2 * w, (x, w), grad_outputs=v)
     hx, hw = grad(
@@ -172,10 +181,10 @@ def _case_grad_outputs(with_torch: bool) -> list[Row]:
             (torch.sin(tx) * tw, torch.sum(tx * tw)), (tx, tw), grad_outputs=(tv, None)
         )
         theirs = dict(zip(ours, (*a, *b), strict=True))
-    return _rows("non-scalar outputs, grad_outputs", ours, theirs)
+    return ours, theirs
 
 
-def _case_unused(with_torch: bool) -> list[Row]:
+def _case_unused(with_torch: bool) -> tuple[Values, Values | None]:
     x, w = jnp.asarray(_X), jnp.asarray(_W)
 
     def f(x, w):
@@ -195,7 +204,7 @@ def _case_unused(with_torch: bool) -> list[Row]:
         b = torch.autograd.grad(torch.sum(tx**2), (tx, tw), materialize_grads=True)
         torch.sum(tx**2).backward()
         theirs = dict(zip(ours, (a[0], a[1], b[1], tw.grad), strict=True))
-    return _rows("unused input", ours, theirs)
+    return ours, theirs
 
 
 def _accumulated(x, w, calls: int):
@@ -205,7 +214,7 @@ def _accumulated(x, w, calls: int):
     return grads
 
 
-def _case_accumulate(with_torch: bool) -> list[Row]:
+def _case_accumulate(with_torch: bool) -> tuple[Values, Values | None]:
     x, w = jnp.asarray(_X), jnp.asarray(_W)
     two, three = _accumulated(x, w, 2), _accumulated(x, w, 3)
     after_zero = backward(
@@ -231,10 +240,10 @@ def _case_accumulate(with_torch: bool) -> list[Row]:
         optimizer.zero_grad()
         torch.sum(torch.sin(tx) * tw).backward()
         theirs = dict(zip(ours, (*values, tw.grad), strict=True))
-    return _rows("accumulation over backward calls", ours, theirs)
+    return ours, theirs
 
 
-def _case_inputs_restriction(with_torch: bool) -> list[Row]:
+def _case_inputs_restriction(with_torch: bool) -> tuple[Values, Values | None]:
     x1, x2 = jnp.asarray(2.0), jnp.asarray(3.0)
     g1, g2 = backward(_two_input, (x1, x2), wrt=(0,))
     ours = {"inputs=[x1]: x1.grad": g1, "inputs=[x1]: x2.grad": g2}
@@ -244,10 +253,10 @@ def _case_inputs_restriction(with_torch: bool) -> list[Row]:
         t1, t2 = _f64(torch, 2.0, True), _f64(torch, 3.0, True)
         torch.autograd.backward(t1**2 + 5 * t2, inputs=[t1])
         theirs = {"inputs=[x1]: x1.grad": t1.grad, "inputs=[x1]: x2.grad": t2.grad}
-    return _rows("backward(inputs=...) as wrt=", ours, theirs)
+    return ours, theirs
 
 
-def _case_create_graph(with_torch: bool) -> list[Row]:
+def _case_create_graph(with_torch: bool) -> tuple[Values, Values | None]:
     x, w = jnp.asarray(_X), jnp.asarray(_W)
 
     def first(x, w):
@@ -263,7 +272,7 @@ def _case_create_graph(with_torch: bool) -> list[Row]:
         (g,) = torch.autograd.grad(torch.sum(tx**3 * tw), tx, create_graph=True)
         a, b = torch.autograd.grad(g, (tx, tw), grad_outputs=torch.ones_like(g))
         theirs = {"sum d2/dx2": a, "sum d2/dxdw": b}
-    return _rows("second derivatives (create_graph=True)", ours, theirs)
+    return ours, theirs
 
 
 # -- a PINN loss for an ODE --------------------------------------------------------
@@ -419,7 +428,7 @@ def _pinn_case(
     scale: float | None = None,
     n_points: int = 12,
 ):
-    def run(with_torch: bool) -> list[Row]:
+    def compute(with_torch: bool) -> tuple[Values, Values | None]:
         _check_x64()
         problem, torch_rhs = ode()
         ts = jnp.linspace(problem.t0, problem.t1, n_points)
@@ -437,9 +446,9 @@ def _pinn_case(
         for label, d in zip(names, derivs, strict=True):
             ours[f"{label} at {n_points} points"] = jnp.reshape(d, (n_points, -1))
         for k, layer in enumerate(g.mlp.layers):
-            ours[f"grad(): d loss/d layers[{k}].weight"] = layer.weight
-            ours[f"grad(): d loss/d layers[{k}].bias"] = layer.bias
-        ours["backward(): all .grad"] = _concat(
+            ours[f"dloss/d layers[{k}].weight"] = layer.weight
+            ours[f"dloss/d layers[{k}].bias"] = layer.bias
+        ours["backward(): every .grad"] = _concat(
             [(lay.weight, lay.bias) for lay in store.mlp.layers]
         )
         theirs = None
@@ -452,14 +461,14 @@ def _pinn_case(
             for label, d in zip(names, torch_derivs, strict=True):
                 theirs[f"{label} at {n_points} points"] = d
             for k, layer in enumerate(linears):
-                theirs[f"grad(): d loss/d layers[{k}].weight"] = layer.weight.grad
-                theirs[f"grad(): d loss/d layers[{k}].bias"] = layer.bias.grad
-            theirs["backward(): all .grad"] = _concat(
+                theirs[f"dloss/d layers[{k}].weight"] = layer.weight.grad
+                theirs[f"dloss/d layers[{k}].bias"] = layer.bias.grad
+            theirs["backward(): every .grad"] = _concat(
                 [(_np(lay.weight.grad), _np(lay.bias.grad)) for lay in linears]
             )
-        return _rows(name, ours, theirs)
+        return ours, theirs
 
-    return Case(name, run)
+    return Case(name, compute)
 
 
 def _concat(pairs) -> np.ndarray:
@@ -528,14 +537,14 @@ def odefit_thread_gradients(mlp, batches) -> tuple[list[np.ndarray], list[np.nda
     return flatten(threaded), flatten(serial)
 
 
-def _case_threads(with_torch: bool) -> list[Row]:
+def _case_threads(with_torch: bool) -> tuple[Values, Values | None]:
     _check_x64()
     mlp, batches = _thread_setup()
     threaded, serial = odefit_thread_gradients(mlp, batches)
     ours: dict[str, Any] = {}
     for k in range(_THREADS):
         ours[f"thread {k}: grad()"] = threaded[k]
-    ours["max |threaded - serial|, every thread"] = np.max(
+    ours["|threaded - serial|, all threads"] = np.max(
         [np.max(np.abs(a - b)) for a, b in zip(threaded, serial, strict=True)]
     )
     # The explicit store makes the sum of the threads' gradients something you ask
@@ -545,11 +554,11 @@ def _case_threads(with_torch: bool) -> list[Row]:
         store = backward(
             lambda m, xs=xs: _mlp_loss(m, jnp.asarray(xs)), mlp, grads=store
         )
-    ours[f"shared .grad after {_THREADS} threads' backward()"] = _flat_grads(store[0])
+    ours[f".grad after {_THREADS} threads' backward()"] = _flat_grads(store[0])
     theirs = None
     if with_torch:
         theirs = _torch_threads(mlp, batches)
-    return _rows(f"{_THREADS} threads, one shared model", ours, theirs)
+    return ours, theirs
 
 
 def _torch_threads(mlp, batches) -> dict[str, Any]:
@@ -570,7 +579,7 @@ def _torch_threads(mlp, batches) -> dict[str, Any]:
     threaded = _in_threads(work)
     serial = [work(k) for k in range(_THREADS)]
     out: dict[str, Any] = {f"thread {k}: grad()": threaded[k] for k in range(_THREADS)}
-    out["max |threaded - serial|, every thread"] = np.max(
+    out["|threaded - serial|, all threads"] = np.max(
         [np.max(np.abs(a - b)) for a, b in zip(threaded, serial, strict=True)]
     )
     # The hazard: every thread's loss.backward() adds into the same .grad, which
@@ -578,7 +587,7 @@ def _torch_threads(mlp, batches) -> dict[str, Any]:
     # its own gradient back without racing the others.
     net.zero_grad()
     _in_threads(lambda k: loss(k).backward())
-    out[f"shared .grad after {_THREADS} threads' backward()"] = np.concatenate(
+    out[f".grad after {_THREADS} threads' backward()"] = np.concatenate(
         [np.ravel(_np(p.grad)) for p in params]
     )
     return out
@@ -587,15 +596,15 @@ def _torch_threads(mlp, batches) -> dict[str, Any]:
 CASES = [
     Case("y = x1**2 + 5*x2, grad", _case_two_input_grad),
     Case("y = x1**2 + 5*x2, backward", _case_two_input_backward),
-    Case("non-scalar outputs, grad_outputs", _case_grad_outputs),
+    Case("grad_outputs, non-scalar y", _case_grad_outputs),
     Case("unused input", _case_unused),
     Case("accumulation over backward calls", _case_accumulate),
     Case("backward(inputs=...) as wrt=", _case_inputs_restriction),
-    Case("second derivatives (create_graph=True)", _case_create_graph),
-    _pinn_case("PINN, first-order IVP (Duffing)", _first_order, hard=True),
-    _pinn_case("PINN, second-order IVP (pendulum)", _second_order, hard=True),
+    Case("create_graph=True, 2nd derivs", _case_create_graph),
+    _pinn_case("PINN loss, IVP (Duffing)", _first_order, hard=True),
+    _pinn_case("PINN loss, SecondOrderIVP", _second_order, hard=True),
     _pinn_case(
-        "PINN, second-order IVP, soft conditions, scale=0.8",
+        "PINN loss, SecondOrderIVP, soft",
         _second_order,
         hard=False,
         scale=0.8,
