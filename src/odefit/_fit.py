@@ -24,6 +24,7 @@ from ._collocation import AbstractCollocation
 from ._custom_types import Args, Key
 from ._losses import check_weights, loss_terms, physics_residual
 from ._models.base import AbstractModel
+from ._models.neural_ode import NeuralODE, check_neural_ode_fit
 from ._models.pinn import PINN
 from ._observations import Observations
 from ._problems import AbstractProblem
@@ -231,11 +232,28 @@ def _divergence_message(step: int, value: float, kept: int, kept_loss) -> str:
     )
 
 
-def _stalled_message(step: int) -> str:
+# A fit stalls when its loss is exactly the same for this many consecutive steps
+# (a least-squares trainer rejecting every step on a fixed grid), or when the
+# trainer reports a nonzero `"stalled"` statistic.
+_STALL_STEPS = 50
+
+
+def _flat_run(run: int, last: float, losses: np.ndarray) -> int:
+    """How many of the latest steps had exactly the loss of the step before, given
+    that count `run` and the loss `last` before `losses`."""
+    if losses.size == 0:
+        return run
+    same = losses == np.concatenate([[last], losses[:-1]])
+    if same.all():
+        return run + losses.size
+    return losses.size - 1 - int(np.flatnonzero(~same)[-1])
+
+
+def _stalled_message(step: int, why: str) -> str:
     return (
-        f"stalled at step {step}: the trainer could not reduce the loss any "
-        "further (e.g. a least-squares trainer's damping reached its limit). The "
-        "model of the last step is returned. Try float64 "
+        f"stalled at step {step}: {why}. The model of the last step is returned. If "
+        "the loss is already tiny, this is as far as this precision goes; "
+        "otherwise try float64 "
         "(jax.config.update('jax_enable_x64', True)), rescaling the problem, more "
         "collocation points, or a few thousand Adam steps before the "
         "least-squares trainer."
@@ -473,6 +491,8 @@ def fit(
             f"odefit collocation, got {type(collocation).__name__}."
         )
     observations = _check_observations(observations, problem, model)
+    if isinstance(model, NeuralODE):
+        check_neural_ode_fit(model, problem, observations)
     weights = check_weights(weights)
     _check_key(key)
     _check_checkpointing(checkpoint_path, checkpoint_every, resume)
@@ -553,6 +573,11 @@ def fit(
     # Both are only ever replaced whole, so an interrupt leaves them consistent.
     state = (params, opt_state, colloc_state)
     previous = None
+    # Resumed fits count a run of unchanged losses from the saved history, so
+    # they stop where an uninterrupted fit would.
+    saved_losses = np.asarray(history[0]["loss"]) if history else np.zeros((0,))
+    flat_run = _flat_run(0, math.nan, saved_losses)
+    last_loss = float(saved_losses[-1]) if saved_losses.size else math.nan
     stop_reason = "completed"
     failed = False
     chunk_times = []
@@ -614,9 +639,21 @@ def fit(
                 bar.update(length)
                 bar.set_postfix(loss=f"{float(losses[-1]):.3e}", refresh=False)
                 stalled = np.asarray(stats.get("stalled", False))
+                flat_run = _flat_run(flat_run, last_loss, losses)
+                last_loss = float(losses[-1])
                 if np.any(stalled):
                     stop_reason = _stalled_message(
-                        done - length + int(np.argmax(stalled))
+                        done - length + int(np.argmax(stalled)),
+                        "the trainer reports that it can make no progress",
+                    )
+                    failed = True
+                    break
+                if flat_run >= _STALL_STEPS and last_loss != 0.0:
+                    stop_reason = _stalled_message(
+                        done - 1 - flat_run,
+                        f"the loss ({last_loss:.4g}) has not changed in "
+                        f"{flat_run + 1} steps: the trainer rejects every step "
+                        "(e.g. a least-squares trainer's damping reached its limit)",
                     )
                     failed = True
                     break
