@@ -141,6 +141,45 @@ def _tree_all_finite(tree) -> Array:
     return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)
 
 
+def train_step(
+    state,
+    step,
+    *,
+    static,
+    problem: AbstractProblem,
+    observations,
+    weights,
+    trainer: AbstractTrainer,
+    collocation: AbstractCollocation,
+    key: Key,
+):
+    """One training step, `state = (params, opt_state, colloc_state)` -> (new state,
+    statistics): the body of `_run_chunk`'s scan, a pure function of one fit's
+    state, so that `fit_ensemble` can `vmap` it over members."""
+
+    def residuals_fn(p, ts):
+        model, args = eqx.combine(p, static)
+        return loss_terms(model, problem, resolve_args(args), ts, observations, weights)
+
+    params, opt_state, colloc_state = state
+    step_key = jr.fold_in(key, step)
+
+    def residual_size(ts):
+        model, args = eqx.combine(params, static)
+        r = jax.vmap(lambda t: physics_residual(model, problem, resolve_args(args), t))(
+            ts
+        )
+        return jnp.sqrt(jnp.sum(r.reshape(ts.shape[0], -1) ** 2, axis=1))
+
+    ts, colloc_state = collocation.sample(
+        colloc_state, problem.t0, problem.t1, residual_size, key=step_key
+    )
+    new_params, opt_state, stats = trainer.step(
+        Residuals(residuals_fn, ts), params, opt_state
+    )
+    return (new_params, opt_state, colloc_state), stats
+
+
 @eqx.filter_jit
 # Counts traces (no limit), so tests can check that chunks never retrace.
 @eqx.debug.assert_max_traces(max_traces=None)
@@ -158,28 +197,18 @@ def _run_chunk(
     start,
     length: int,
 ):
-    def residuals_fn(p, ts):
-        model, args = eqx.combine(p, static)
-        return loss_terms(model, problem, resolve_args(args), ts, observations, weights)
-
     def body(carry, i):
-        params, opt_state, colloc_state = carry
-        step_key = jr.fold_in(key, start + i)
-
-        def residual_size(ts):
-            model, args = eqx.combine(params, static)
-            r = jax.vmap(
-                lambda t: physics_residual(model, problem, resolve_args(args), t)
-            )(ts)
-            return jnp.sqrt(jnp.sum(r.reshape(ts.shape[0], -1) ** 2, axis=1))
-
-        ts, colloc_state = collocation.sample(
-            colloc_state, problem.t0, problem.t1, residual_size, key=step_key
+        return train_step(
+            carry,
+            start + i,
+            static=static,
+            problem=problem,
+            observations=observations,
+            weights=weights,
+            trainer=trainer,
+            collocation=collocation,
+            key=key,
         )
-        new_params, opt_state, stats = trainer.step(
-            Residuals(residuals_fn, ts), params, opt_state
-        )
-        return (new_params, opt_state, colloc_state), stats
 
     init = (params, opt_state, colloc_state)
     (params, opt_state, colloc_state), stats = jax.lax.scan(
