@@ -278,6 +278,45 @@ def test_unused_input_detection(f, used):
         assert zero.shape == () and float(zero) == 0.0
 
 
+def test_unused_input_through_custom_vjp_and_diffrax():
+    @jax.custom_vjp
+    def scaled_sin(x, w):
+        return jnp.sin(x) * w
+
+    scaled_sin.defvjp(
+        lambda x, w: (scaled_sin(x, w), (x, w)),
+        lambda res, g: (g * jnp.cos(res[0]) * res[1], jnp.sum(g * jnp.sin(res[0]))),
+    )
+    x, w = jnp.array([0.5, 1.0]), jnp.asarray(1.5, jnp.float64)
+    gx, gw = torchlike.grad(lambda x, w: jnp.sum(scaled_sin(x, w)), (x, w))
+    np.testing.assert_allclose(gw, jnp.sum(jnp.sin(x)), rtol=1e-15)
+    assert (
+        torchlike.grad(
+            lambda x, w, b: jnp.sum(scaled_sin(x, w)), (x, w, w), allow_unused=True
+        )[2]
+        is None
+    )
+
+    import diffrax as dfx
+
+    def final_state(rate, unused):
+        sol = dfx.diffeqsolve(
+            dfx.ODETerm(lambda t, y, a: -a * y),
+            dfx.Tsit5(),
+            t0=0.0,
+            t1=1.0,
+            dt0=0.1,
+            y0=jnp.ones(2),
+            args=rate,
+        )
+        return jnp.sum(sol.ys[-1])
+
+    rate = jnp.asarray(1.0, jnp.float64)
+    g_rate, g_unused = torchlike.grad(final_state, (rate, rate), allow_unused=True)
+    assert g_unused is None
+    np.testing.assert_allclose(g_rate, -2 * jnp.exp(-1.0), rtol=1e-6)
+
+
 def test_unused_input_error_is_value_and_runtime_error():
     f = lambda x, w: jnp.sum(x**2)
     x, w = jnp.ones(2), jnp.asarray(1.0)

@@ -12,7 +12,7 @@ import numpy as np
 from jaxtyping import Array, PyTree
 
 from ._errors import GradientError
-from ._graph import dependencies
+from ._graph import used_inputs
 
 
 class Flat(NamedTuple):
@@ -185,9 +185,9 @@ def pull_back(
         return as_outputs(fn(*rebuilt))
 
     outs, vjp_fn = jax.vjp(flat_fn, *primals)
-    primal_cts = vjp_fn(output_cotangents(outs, output_weights, weights_name))
-    deps = dependencies(flat_fn, primals)
-    primal_used = [any(row[k] for row in deps) for k in range(len(primals))]
+    cotangents = output_cotangents(outs, output_weights, weights_name)
+    primal_cts = vjp_fn(cotangents)
+    primal_used = used_inputs(vjp_fn, cotangents)
 
     cts_iter, used_iter = iter(primal_cts), iter(primal_used)
     cotangents, used = [], []

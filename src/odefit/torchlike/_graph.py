@@ -3,10 +3,12 @@
 PyTorch knows from its recorded graph whether a tensor was "used": an input with
 no path to the outputs raises unless `allow_unused=True`. JAX has no recorded
 graph and returns zeros for such inputs, indistinguishable from a derivative that
-happens to be zero. So we recover PyTorch's notion from the JVP's jaxpr: an input
-is used when its *tangent* reaches an output's tangent. Tangent dataflow already
-respects `jax.lax.stop_gradient` (PyTorch's `.detach()`), integer casts and other
-non-differentiable steps, and `x * 0` still counts as used, as in PyTorch.
+happens to be zero. So we recover PyTorch's notion from the backward pass itself:
+the jaxpr of the `jax.vjp` pullback. An input is used when its cotangent depends on
+the output cotangents. JAX's symbolic zeros make this exact for inputs that never
+meet the outputs, for `jax.lax.stop_gradient` (PyTorch's `.detach()`) and for
+integer casts, and `x * 0` still counts as used, as in PyTorch. Custom VJP rules
+are analysed as written (their backward function is what runs).
 
 The analysis is exact through calls (`jax.jit`, `jax.checkpoint`, custom rules),
 `lax.cond` and `lax.scan` (so `fori_loop` with static bounds); any other primitive
@@ -113,18 +115,14 @@ def _propagate(jaxpr, in_deps: Sequence[int]) -> list[int]:
     return [dep_of(v) for v in jaxpr.outvars]
 
 
-def dependencies(
-    fn: Callable[..., tuple[Array, ...]], primals: Sequence[Array]
-) -> list[list[bool]]:
-    """`deps[k][i]` is whether output `k` of `fn(*primals)` depends differentiably
-    on `primals[i]`. Traces `fn` abstractly (shapes only); `fn` returns a tuple."""
-    shapes = [jax.ShapeDtypeStruct(p.shape, p.dtype) for p in primals]
-    closed = jax.make_jaxpr(lambda p, t: jax.jvp(fn, p, t)[1])(
-        tuple(shapes), tuple(shapes)
-    )
+def used_inputs(
+    pullback: Callable[[tuple[Array, ...]], tuple[Array, ...]],
+    cotangents: Sequence[Array],
+) -> list[bool]:
+    """For the pullback returned by `jax.vjp` (which maps one cotangent per output
+    to one per primal), whether each primal's cotangent depends on the output
+    cotangents. Traces the pullback abstractly; computes nothing."""
+    closed = jax.make_jaxpr(pullback)(tuple(cotangents))
     jaxpr = closed.jaxpr
-    n = len(primals)
-    # Invars are the primals then the tangents; only the tangents are tracked.
-    in_deps = [0] * n + [1 << i for i in range(n)]
-    outs = _propagate(jaxpr, in_deps)
-    return [[bool(dep >> i & 1) for i in range(n)] for dep in outs]
+    outs = _propagate(jaxpr, [1 << k for k in range(len(jaxpr.invars))])
+    return [bool(dep) for dep in outs]
