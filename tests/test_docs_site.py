@@ -350,3 +350,57 @@ def test_page_code_runs(page, tmp_path):
     assert proc.returncode == 0, (
         f"the code on {page.relative_to(ROOT)} failed:\n{proc.stderr[-4000:]}"
     )
+
+
+def executed_blocks(page: Path) -> list[str]:
+    """The ```python exec="on" blocks of a page, in order (run by the build)."""
+    blocks, current = [], None
+    for line in page.read_text(encoding="utf-8").splitlines():
+        if current is None:
+            match = _FENCE_OPEN.match(line)
+            if match and 'exec="on"' in match.group(2):
+                current = []
+        elif _FENCE_CLOSE.match(line):
+            blocks.append(textwrap.dedent("\n".join(current)))
+            current = None
+        else:
+            current.append(line)
+    return blocks
+
+
+_CHECK_ERRORS = """
+import contextlib, io, json, sys
+blocks = json.loads(sys.stdin.read())
+namespace = {"__name__": "__main__"}
+silent = []
+for i, block in enumerate(blocks):
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(block, f"<block {i}>", "exec"), namespace)
+    if "except" in block and "Error: " not in out.getvalue():
+        silent.append(block)
+print(json.dumps(silent))
+"""
+
+
+@pytest.mark.slow
+def test_troubleshooting_messages_are_real():
+    """Every try/except block on the troubleshooting page shows an error message:
+    if odefit stopped raising, the page would silently show nothing."""
+    import json
+
+    blocks = executed_blocks(DOCS / "troubleshooting.md")
+    assert sum("except" in b for b in blocks) >= 6
+    env = dict(os.environ, MPLBACKEND="Agg", TQDM_DISABLE="1")
+    proc = subprocess.run(
+        [sys.executable, "-c", _CHECK_ERRORS],
+        input=json.dumps(blocks),
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    silent = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert not silent, "these blocks printed no error:\n\n" + "\n\n".join(silent)

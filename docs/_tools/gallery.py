@@ -44,7 +44,7 @@ MANIFEST = DEST / "manifest.json"
 MODES = ("smoke", "full")
 TIMEOUT = {"smoke": 300.0, "full": 4 * 3600.0}
 # Bump when the page layout changes, so that cached pages are rendered again.
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2
 
 
 @dataclasses.dataclass
@@ -187,7 +187,9 @@ def render_page(script: Path, record: Record, machine: str) -> str:
         "",
         "## Figure",
         "",
-        f'![The figure saved by {path}]({record.name}.png){{ loading="lazy" }}',
+        f"[![The figure saved by {path}]({record.name}.png)]({record.name}.png)",
+        "",
+        "Click the figure for full size.",
         "",
         "## Output",
         "",
