@@ -26,21 +26,14 @@ def test_cross_check(case):
         assert row.difference <= _crosscheck.TOLERANCE, (
             f"{row.quantity}: PyTorch {row.torch} vs odefit {row.odefit}"
         )
-
-
-@pytest.mark.parametrize(
-    "case",
-    [c for c in _crosscheck.CASES if c.name.startswith("PINN")],
-    ids=lambda c: c.name,
-)
-def test_pinn_cross_check_is_not_vacuous(case):
-    # Equal gradients must also be informative ones: nonzero in every layer, and
-    # a residual that is far from solved (so the loss depends on the weights).
-    rows = {row.quantity: row for row in case.run(False)}
-    assert float(rows["loss"].odefit) > 1e-3
-    grads = [r.odefit for q, r in rows.items() if q.startswith("dloss/d")]
-    assert len(grads) == 6
-    assert all(np.max(np.abs(g)) > 1e-6 for g in grads)
+    if case.name.startswith("PINN"):
+        # Equal gradients must also be informative ones: a residual far from
+        # solved, and nonzero gradients in every layer.
+        by_name = {row.quantity: row for row in rows}
+        assert float(by_name["loss"].odefit) > 1e-3
+        grads = [r.odefit for q, r in by_name.items() if q.startswith("dloss/d")]
+        assert len(grads) == 6
+        assert all(np.max(np.abs(g)) > 1e-6 for g in grads)
 
 
 def test_error_messages_mirror_torch():
@@ -128,7 +121,7 @@ def _close(ours, theirs):
     )
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=15, deadline=None)
 @given(_examples())
 def test_random_grad_matches_torch(example):
     k, arrays, weights = example
@@ -148,7 +141,7 @@ def test_random_grad_matches_torch(example):
         _close(a, b)
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=12, deadline=None)
 @given(
     _examples(),
     st.lists(

@@ -34,7 +34,9 @@ def grad(
 
     $$g_i = \sum_k v_k^\top \frac{\partial y_k}{\partial x_i},$$
 
-    computed by one `jax.vjp`. Nothing is mutated and nothing is accumulated: like
+    computed by one `jax.vjp` (plus an abstract trace of its pullback, which decides
+    which inputs are used; under `jax.jit` that happens once, at trace time).
+    Nothing is mutated and nothing is accumulated: like
     `torch.autograd.grad`, and unlike `backward`, the result is returned, not added
     into a gradient store.
 
