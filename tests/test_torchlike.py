@@ -424,6 +424,14 @@ def test_backward_wrt_indices_and_masks():
     assert torchlike.backward(_two, (x1, x2), wrt=(False, True))[0] is None
     g = torchlike.backward(_two, (x1, x2), wrt=[0, 1])
     assert (float(g[0]), float(g[1])) == (4.0, 5.0)
+    # A filter spec may hold callables, as in Equinox.
+    params = {"a": jnp.asarray(2.0), "n": jnp.asarray(3)}
+    (g,) = torchlike.backward(
+        lambda p: p["a"] ** 2 * p["n"], params, wrt=(eqx.is_inexact_array,)
+    )
+    assert float(g["a"]) == 12.0 and g["n"] is None
+    with pytest.raises(ValueError, match="a filter spec whose structure is a prefix"):
+        torchlike.backward(lambda p: p["a"] ** 2, params, wrt=({"b": True},))
     # Entries outside `wrt` keep their old value, exactly like .grad.
     store = (jnp.asarray(10.0), jnp.asarray(20.0))
     g = torchlike.backward(_two, (x1, x2), grads=store, wrt=(1,))
