@@ -67,6 +67,22 @@ def _fixpoint(body, consts: list[int], carry: list[int], rest: list[int]):
 
 
 def _eqn_deps(eqn, ins: list[int]) -> list[int]:
+    try:
+        return _structured_deps(eqn, ins)
+    except (KeyError, AttributeError, IndexError, TypeError, ValueError):
+        # A primitive whose parameters are not laid out as expected (another JAX
+        # version): fall back to the conservative answer.
+        return _all_deps(eqn, ins)
+
+
+def _all_deps(eqn, ins: list[int]) -> list[int]:
+    merged = 0
+    for dep in ins:
+        merged |= dep
+    return [merged] * len(eqn.outvars)
+
+
+def _structured_deps(eqn, ins: list[int]) -> list[int]:
     name = eqn.primitive.name
     n_out = len(eqn.outvars)
     if name in _CALLS:
@@ -87,10 +103,7 @@ def _eqn_deps(eqn, ins: list[int]) -> list[int]:
             ins[n_consts : n_consts + n_carry],
             ins[n_consts + n_carry :],
         )
-    merged = 0
-    for dep in ins:
-        merged |= dep
-    return [merged] * n_out
+    return _all_deps(eqn, ins)
 
 
 def _propagate(jaxpr, in_deps: Sequence[int]) -> list[int]:
