@@ -4,7 +4,8 @@ inside a public docstring runs.
 The examples are the fenced ```python blocks of the docstrings of `odefit`,
 `odefit.torchlike`, their public names and those names' public methods. Each runs
 in a fresh namespace in a temporary folder; one that changes JAX's configuration
-runs in its own process instead (tests never change it in-process).
+runs in its own process instead (tests never change it in-process). Examples
+that train (call `fit` or `fit_ensemble`) are marked slow.
 """
 
 import importlib
@@ -115,8 +116,17 @@ def test_python_blocks_parser():
         python_blocks("```python\nx = 1\n")
 
 
+def _trains(code: str) -> bool:
+    """Examples that run a training loop take seconds each, more under load."""
+    return re.search(r"\bfit(_ensemble)?\(", code) is not None
+
+
 @pytest.mark.parametrize(
-    "code", [code for _, code in EXAMPLES], ids=[where for where, _ in EXAMPLES]
+    "code",
+    [
+        pytest.param(code, id=where, marks=[pytest.mark.slow] if _trains(code) else [])
+        for where, code in EXAMPLES
+    ],
 )
 def test_docstring_example_runs(code, tmp_path, monkeypatch):
     if re.search(r"^\s*(import torch|from torch)\b", code, re.MULTILINE):

@@ -448,7 +448,12 @@ def save(path: str | os.PathLike, result) -> None:
     **Example:**
 
     ```python
-    result = odefit.fit(problem, model, steps=1000, key=jax.random.key(1))
+    import jax, odefit
+
+    problem = odefit.IVP(lambda t, y, args: -y, t0=0.0, t1=1.0, y0=1.0)
+    model = odefit.PINN(problem, width=16, depth=2, key=jax.random.key(0))
+    result = odefit.fit(problem, model, steps=100, key=jax.random.key(1),
+                        progress=False)
     odefit.save("run.ckpt", result)
     ```
     """
@@ -522,10 +527,16 @@ def load(
     **Example:**
 
     ```python
-    problem = odefit.IVP(field, t0=0.0, t1=10.0, y0=y0)
-    model = odefit.PINN(problem, width=64, depth=3, key=jax.random.key(0))
+    import jax, jax.numpy as jnp, odefit
+
+    # The same problem and model as in the script that saved "run.ckpt"
+    # (see odefit.save); their weights are replaced by the saved ones.
+    problem = odefit.IVP(lambda t, y, args: -y, t0=0.0, t1=1.0, y0=1.0)
+    model = odefit.PINN(problem, width=16, depth=2, key=jax.random.key(0))
+    odefit.save("run.ckpt", odefit.fit(problem, model, steps=100,
+                                       key=jax.random.key(1), progress=False))
     result = odefit.load("run.ckpt", problem, model)
-    pred = jax.vmap(result.model)(ts)
+    pred = jax.vmap(result.model)(jnp.linspace(0.0, 1.0, 11))
     ```
     """
     from ._collocation import AbstractCollocation
