@@ -6,7 +6,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import equinox as eqx
@@ -19,7 +19,7 @@ import optax
 from jaxtyping import Array
 from tqdm.auto import tqdm
 
-from . import _checkpoint
+from . import _checkpoint, _sharding
 from ._collocation import AbstractCollocation
 from ._custom_types import Args, Key
 from ._losses import check_weights, loss_terms, physics_residual
@@ -415,6 +415,7 @@ def fit(
     checkpoint_path: str | os.PathLike | None = None,
     checkpoint_every: int | None = None,
     resume: bool = True,
+    devices: Sequence[jax.Device] | None = None,
 ) -> FitResult:
     r"""Fits `model` to the solution of `problem`.
 
@@ -465,6 +466,11 @@ def fit(
         the run.
     - `resume`: continue from an existing `checkpoint_path`; with `False` the fit
         starts afresh and overwrites it.
+    - `devices`: run on several devices (e.g. `jax.devices()`): each step's
+        collocation points are split across them with `jax.sharding` and the
+        parameters replicated; the result equals a one-device fit up to the order
+        of floating-point sums. Default: JAX's default device. After
+        `jax.distributed.initialize()`, `jax.devices()` spans every host.
 
     Ctrl-C stops the fit after the current chunk and returns the result so far,
     with `stop_reason="interrupted"`; a second Ctrl-C stops at once (the result
@@ -522,6 +528,7 @@ def fit(
     weights = check_weights(weights)
     _check_key(key)
     _check_checkpointing(checkpoint_path, checkpoint_every, resume)
+    devices = _sharding.check_devices(devices)
     chunk = _pick_chunk(steps, chunk_size)
     if checkpoint_path is not None and checkpoint_every is None:
         checkpoint_every = 10 * chunk
@@ -543,6 +550,7 @@ def fit(
         )
 
     opt_state = trainer.init(residuals_at_start, params)
+    collocation = _sharding.shard_points(collocation, devices)
 
     history: list[dict[str, np.ndarray]] = []
     done = 0
@@ -597,7 +605,7 @@ def fit(
     # `state` is the state after `done` steps; `previous` the one at the chunk
     # boundary before, to step back to if a chunk's first loss is non-finite.
     # Both are only ever replaced whole, so an interrupt leaves them consistent.
-    state = (params, opt_state, colloc_state)
+    state = _sharding.replicate((params, opt_state, colloc_state), devices)
     previous = None
     # Resumed fits count a run of unchanged losses from the saved history, so
     # they stop where an uninterrupted fit would.
