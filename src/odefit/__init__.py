@@ -14,6 +14,10 @@ from ._conditions import (
     InitialValueAndSlope as InitialValueAndSlope,
 )
 from ._derivatives import derivatives as derivatives
+from ._ensemble import (
+    EnsembleResult as EnsembleResult,
+    fit_ensemble as fit_ensemble,
+)
 from ._fit import FitResult as FitResult, fit as fit
 from ._metrics import max_abs_error as max_abs_error, relative_l2 as relative_l2
 from ._models.base import AbstractModel as AbstractModel
