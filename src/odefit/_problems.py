@@ -115,8 +115,7 @@ def _check_function(fn, name: str, call: str, example_args, y) -> None:
         out = jax.eval_shape(fn, *example_args)
     except Exception as e:
         raise ValueError(
-            f"`{name}` raised {type(e).__name__} when called as `{call}`: "
-            f"{_summary(e)}"
+            f"`{name}` raised {type(e).__name__} when called as `{call}`: {_summary(e)}"
         ) from e
     if not isinstance(out, jax.ShapeDtypeStruct):
         raise ValueError(
@@ -187,8 +186,9 @@ def _diffrax_solve(
     sol = dfx.diffeqsolve(
         dfx.ODETerm(vector_field),
         solver,
-        t0=t0,
-        t1=t_end,
+        # As arrays, so that a new interval does not recompile the solve.
+        t0=jnp.asarray(t0, dtype),
+        t1=jnp.asarray(t_end, dtype),
         dt0=None,
         y0=y0,
         args=args,
@@ -402,12 +402,19 @@ class IVP(AbstractProblem):
         )
 
 
-def _second_order_field(acceleration):
-    def field(t, state, args):
-        y, dy = state
-        return dy, acceleration(t, y, dy, args)
+class _SecondOrderField(eqx.Module):
+    """$(y, y')' = (y', g(t, y, y'))$. A Module rather than a closure, so that it
+    compares equal for the same `acceleration` and compiled solves are reused."""
 
-    return field
+    acceleration: Acceleration
+
+    def __call__(self, t, state, args):
+        y, dy = state
+        return dy, self.acceleration(t, y, dy, args)
+
+
+def _second_order_field(acceleration):
+    return _SecondOrderField(acceleration)
 
 
 class _AbstractSecondOrder(AbstractProblem):
