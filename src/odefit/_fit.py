@@ -6,6 +6,7 @@ import signal
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -346,6 +347,18 @@ def _check_checkpointing(checkpoint_path, checkpoint_every, resume) -> None:
             )
     if not isinstance(resume, bool):
         raise TypeError(f"`resume` must be True or False, got {resume!r}.")
+    if checkpoint_path is not None:
+        directory = os.path.dirname(os.path.abspath(checkpoint_path))
+        if not os.path.isdir(directory):
+            raise ValueError(
+                f"`checkpoint_path` is {os.fspath(checkpoint_path)!r}, but its "
+                f"directory {directory!r} does not exist."
+            )
+        if os.path.isdir(checkpoint_path):
+            raise ValueError(
+                f"`checkpoint_path` is {os.fspath(checkpoint_path)!r}, a directory; "
+                "give a file name."
+            )
 
 
 def _check_key(key) -> None:
@@ -590,17 +603,27 @@ def fit(
 
     def write_checkpoint(state, steps_done: int, reason: str) -> None:
         model_, args_ = eqx.combine(state[0], static)
-        _checkpoint.write(
-            checkpoint_path,
-            model=model_,
-            problem=_with_args(problem, args_),
-            opt_state=state[1],
-            collocation_state=state[2],
-            key=key,
-            steps=steps_done,
-            history=_concat_history(history, steps_done),
-            stop_reason=reason,
-        )
+        try:
+            _checkpoint.write(
+                checkpoint_path,
+                model=model_,
+                problem=_with_args(problem, args_),
+                opt_state=state[1],
+                collocation_state=state[2],
+                key=key,
+                steps=steps_done,
+                history=_concat_history(history, steps_done),
+                stop_reason=reason,
+            )
+        except OSError as e:
+            # A full disk must not cost the fit itself; the previous checkpoint
+            # is intact (writes are atomic).
+            warnings.warn(
+                f"odefit could not write the checkpoint at step {steps_done} to "
+                f"{os.fspath(checkpoint_path)!r} ({e}); the fit goes on.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
 
     # `state` is the state after `done` steps; `previous` the one at the chunk
     # boundary before, to step back to if a chunk's first loss is non-finite.
