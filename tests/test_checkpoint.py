@@ -305,6 +305,19 @@ def test_resume_refuses_a_bad_checkpoint_and_leaves_it_alone(uninterrupted, tmp_
     assert _checkpoint.read(path).steps == 60
 
 
+def test_failed_checkpoint_write_does_not_lose_the_fit(
+    uninterrupted, tmp_path, monkeypatch
+):
+    def full_disk(path, data):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(_checkpoint, "_atomic_write", full_disk)
+    with pytest.warns(RuntimeWarning, match=r"could not write the checkpoint"):
+        result = fit(checkpoint_path=tmp_path / "run.ckpt", checkpoint_every=20)
+    assert_same_result(result, uninterrupted)
+    assert not (tmp_path / "run.ckpt").exists()
+
+
 def test_second_ctrl_c_interrupts_at_once():
     guard = _InterruptGuard(verbose=False)
     with guard:

@@ -289,6 +289,10 @@ def test_checkpoint_arguments(tmp_path):
         fit(checkpoint_path=3)
     with pytest.raises(TypeError, match=r"`resume` must be True or False"):
         fit(checkpoint_path=tmp_path / "a.ckpt", resume="yes")
+    with pytest.raises(ValueError, match=r"`checkpoint_path` is .* does not exist"):
+        fit(checkpoint_path=tmp_path / "missing" / "a.ckpt")
+    with pytest.raises(ValueError, match=r"`checkpoint_path` is .* a directory"):
+        fit(checkpoint_path=tmp_path)
 
 
 # --- collocation ----------------------------------------------------------------
