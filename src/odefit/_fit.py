@@ -28,7 +28,6 @@ from ._models.base import AbstractModel
 from ._models.pinn import PINN
 from ._observations import Observations
 from ._problems import AbstractProblem
-from ._residuals import Residuals
 from ._trainers import AbstractTrainer, as_trainer
 from ._unknown import args_mask, resolve_args
 
@@ -176,7 +175,7 @@ def train_step(
         colloc_state, problem.t0, problem.t1, residual_size, key=step_key
     )
     new_params, opt_state, stats = trainer.step(
-        Residuals(residuals_fn, ts), params, opt_state
+        lambda p: residuals_fn(p, ts), params, opt_state
     )
     return (new_params, opt_state, colloc_state), stats
 
