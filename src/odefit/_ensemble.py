@@ -210,29 +210,31 @@ def _stack(trees: Sequence[Any], name: str, dtype) -> Any:
                 "in array and number values."
             )
     leaves = []
-    for j, column in enumerate(zip(*(f[0] for f in flat), strict=True)):
+    for column in zip(*(f[0] for f in flat), strict=True):
         first = column[0]
         if all(eqx.is_array(x) for x in column):
-            shapes = {jnp.shape(x) for x in column}
-            if len(shapes) > 1:
-                raise ValueError(
-                    f"The members of `{name}` have arrays of different shapes "
-                    f"{sorted(shapes)} at the same place (leaf {j}); they must agree."
-                )
+            for i, x in enumerate(column):
+                if jnp.shape(x) != jnp.shape(first):
+                    raise ValueError(
+                        f"`{name}[{i}]` has an array of shape {jnp.shape(x)} where "
+                        f"`{name}[0]` has shape {jnp.shape(first)}: arrays of "
+                        "different shapes cannot be stacked into an ensemble."
+                    )
             leaves.append(jnp.asarray(np.stack([np.asarray(x) for x in column])))
         elif all(_is_number(x) for x in column):
             if all(x == first for x in column):
                 leaves.append(first)
             else:
                 leaves.append(jnp.asarray(np.asarray(column), dtype))
-        elif all(x is first or _equal(x, first) for x in column):
-            leaves.append(first)
         else:
-            raise ValueError(
-                f"The members of `{name}` differ in a value that is neither an array "
-                f"nor a number (leaf {j}: {first!r} vs others); only arrays and "
-                "numbers may vary across an ensemble."
-            )
+            for i, x in enumerate(column):
+                if not (x is first or _equal(x, first)):
+                    raise ValueError(
+                        f"`{name}[{i}]` differs from `{name}[0]` in a value that is "
+                        f"neither an array nor a number ({x!r} vs {first!r}); only "
+                        "arrays and numbers may vary across an ensemble."
+                    )
+            leaves.append(first)
     return jtu.tree_unflatten(treedef, leaves)
 
 
