@@ -19,6 +19,10 @@ from ._ensemble import (
     fit_ensemble as fit_ensemble,
 )
 from ._fit import FitResult as FitResult, fit as fit
+from ._least_squares import (
+    GaussNewton as GaussNewton,
+    LevenbergMarquardt as LevenbergMarquardt,
+)
 from ._metrics import max_abs_error as max_abs_error, relative_l2 as relative_l2
 from ._models.base import AbstractModel as AbstractModel
 from ._models.pinn import PINN as PINN

@@ -28,6 +28,7 @@ from ._models.base import AbstractModel
 from ._models.pinn import PINN
 from ._observations import Observations
 from ._problems import AbstractProblem
+from ._residuals import Residuals
 from ._trainers import AbstractTrainer, as_trainer
 from ._unknown import args_mask, resolve_args
 
@@ -45,11 +46,12 @@ class FitResult(eqx.Module):
         `"conditions"`, `"data"`, as active) and any trainer statistics.
     - `stop_reason`: `"completed"`, `"interrupted"` or a sentence saying why the fit
         stopped early (e.g. divergence) and what to try.
-    - `steps`: how many steps were completed.
+    - `steps`: how many steps were completed (including those of the checkpoint
+        a fit resumed from).
     - `opt_state`: the optimiser state after the last completed step.
     - `collocation_state`: the collocation's state after the last completed step.
     - `key`: the key the fit was run with.
-    - `wall_time`: seconds spent in `fit`, compilation included.
+    - `wall_time`: seconds spent in this call to `fit`, compilation included.
     - `compile_time`: seconds of that spent compiling (estimated from the first
         chunk, which includes compilation).
     """
@@ -175,7 +177,7 @@ def train_step(
         colloc_state, problem.t0, problem.t1, residual_size, key=step_key
     )
     new_params, opt_state, stats = trainer.step(
-        lambda p: residuals_fn(p, ts), params, opt_state
+        Residuals(residuals_fn, ts), params, opt_state
     )
     return (new_params, opt_state, colloc_state), stats
 
