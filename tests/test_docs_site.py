@@ -181,8 +181,9 @@ def _open(page, server, path):
 
 
 def _visible_texts(page, selector):
+    # Headings end with their permalink, "¶".
     return [
-        loc.inner_text().strip()
+        loc.inner_text().strip().rstrip("¶").strip()
         for loc in page.locator(selector).all()
         if loc.is_visible()
     ]
@@ -258,7 +259,7 @@ def test_example_page(page, server):
     _open(page, server, f"examples/{name}/")
     assert _visible_texts(page, "article h1")
     headings = _visible_texts(page, "article h2")
-    assert {"Figure", "Output", "Source"} <= {h.rstrip("¶").strip() for h in headings}
+    assert {"Figure", "Output", "Source"} <= set(headings), headings
     code = _visible_texts(page, "article pre code")
     assert any("relative" in c.lower() for c in code), code  # the printed error
     assert any("def main(" in c for c in code), code  # the source
@@ -276,7 +277,8 @@ def test_search_finds_public_names(page, server, query):
     _open(page, server, "")
     page.locator("label.md-search__icon, .md-search__input").first.click()
     box = page.locator("input.md-search__input")
-    box.fill(query)
+    # Typed key by key: the search reacts to key events, not to a pasted value.
+    box.press_sequentially(query, delay=20)
     results = page.locator(".md-search-result__item")
     results.first.wait_for(state="visible")
     texts = [results.nth(i).inner_text() for i in range(min(results.count(), 10))]

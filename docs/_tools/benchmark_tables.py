@@ -9,10 +9,9 @@ entries, so a new benchmark appears without changes here.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
-ROOT = Path(os.environ.get("MKDOCS_CONFIG_DIR") or Path(__file__).resolve().parents[2])
+ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "benchmarks" / "results"
 
 
