@@ -191,12 +191,15 @@ def _visible_texts(page, selector):
 
 def _assert_image_loaded(page, img, what):
     img.scroll_into_view_if_needed()
-    page.wait_for_function(
-        "img => img.complete && img.naturalWidth > 0", arg=img.element_handle()
-    )
+    # `complete` turns true when the image loaded or failed to; a failed one has
+    # no natural size.
+    page.wait_for_function("img => img.complete", arg=img.element_handle())
     size = img.evaluate("img => [img.naturalWidth, img.naturalHeight]")
     box = img.bounding_box()
-    assert size[0] > 0 and size[1] > 0, f"{what}: image did not load ({size})"
+    src = img.get_attribute("src") or ""
+    assert size[0] > 0 and size[1] > 0, (
+        f"{what}: image did not load ({src[:80]}, natural size {size})"
+    )
     assert box is not None and box["width"] > 0 and box["height"] > 0, (
         f"{what}: image has no size on the page ({box})"
     )
