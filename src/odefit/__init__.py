@@ -25,6 +25,7 @@ from ._least_squares import (
 )
 from ._metrics import max_abs_error as max_abs_error, relative_l2 as relative_l2
 from ._models.base import AbstractModel as AbstractModel
+from ._models.neural_ode import NeuralODE as NeuralODE
 from ._models.pinn import PINN as PINN
 from ._observations import Observations as Observations
 from ._plotting import plot_fit as plot_fit

@@ -25,6 +25,7 @@ from ._collocation import AbstractCollocation
 from ._custom_types import Args, Key
 from ._losses import check_weights, loss_terms, physics_residual
 from ._models.base import AbstractModel
+from ._models.neural_ode import NeuralODE, check_neural_ode_fit
 from ._models.pinn import PINN
 from ._observations import Observations
 from ._problems import AbstractProblem
@@ -539,6 +540,8 @@ def fit(
             f"odefit collocation, got {type(collocation).__name__}."
         )
     observations = _check_observations(observations, problem, model)
+    if isinstance(model, NeuralODE):
+        check_neural_ode_fit(model, problem, observations)
     weights = check_weights(weights)
     _check_key(key)
     _check_checkpointing(checkpoint_path, checkpoint_every, resume)

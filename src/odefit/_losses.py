@@ -50,7 +50,9 @@ def check_weights(weights: Mapping[str, float] | None) -> dict[str, float]:
 
 
 def predict(model: AbstractModel, ts: Float[Array, " n"]) -> Array:
-    return jax.vmap(model)(ts)
+    """The model's trajectory at `ts`: one call, so that a neural ODE integrates once
+    through every observation time instead of once per time."""
+    return model.predict(ts)
 
 
 def physics_residual(
@@ -76,9 +78,11 @@ def loss_terms(
     observations: Observations | None,
     weights: Mapping[str, float],
 ) -> dict[str, Float[Array, " _"]]:
-    """The weighted residual vectors of every active term, keyed by name."""
+    """The weighted residual vectors of every active term, keyed by name. A term
+    whose weight is zero is not computed (a supervised fit with
+    `weights={"residual": 0}` costs no derivatives)."""
     terms = {}
-    if isinstance(model, PINN):
+    if isinstance(model, PINN) and weights["residual"] > 0:
         raw = jax.vmap(lambda t: physics_residual(model, problem, args, t))(ts)
         terms["residual"] = _weighted(raw, weights["residual"])
         if model.condition is None:
@@ -91,5 +95,11 @@ def loss_terms(
             pred = jax.vmap(observations.observe)(pred)
         terms["data"] = _weighted(
             pred - observations.ys, observations.weight * weights["data"]
+        )
+    if not terms:
+        raise ValueError(
+            "Nothing to fit: every loss term is switched off or absent (got "
+            f"`weights`={dict(weights)} and "
+            f"{'no' if observations is None else 'some'} `observations`)."
         )
     return terms

@@ -1,6 +1,7 @@
 from collections.abc import Callable
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import jax.tree_util as jtu
 from jaxtyping import Array, ArrayLike, Float
@@ -126,6 +127,10 @@ class PINN(AbstractModel):
         s = (t - self.t0) / (self.t1 - self.t0)
         n = self.mlp(jnp.expand_dims(2 * s - 1, 0)).reshape(self.shape) * self.scale
         return n if self.condition is None else self.condition(t, s, n)
+
+    def predict(self, ts: Float[Array, " times"]) -> Float[Array, "times *state"]:
+        """The states at times `ts` (`jax.vmap` of the model)."""
+        return jax.vmap(self)(ts)
 
     def trainable(self):
         mask = jtu.tree_map(lambda _: False, self)
