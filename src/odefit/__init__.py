@@ -1,6 +1,7 @@
 """odefit: fit neural networks to solutions of ordinary differential equations, in
 pure-functional JAX."""
 
+from ._causal import CausalWeighting as CausalWeighting
 from ._checkpoint import load as load, save as save
 from ._collocation import (
     AbstractCollocation as AbstractCollocation,
@@ -23,6 +24,12 @@ from ._least_squares import (
     GaussNewton as GaussNewton,
     LevenbergMarquardt as LevenbergMarquardt,
 )
+from ._marching import (
+    MarchingResult as MarchingResult,
+    PiecewiseSolution as PiecewiseSolution,
+    auto_breakpoints as auto_breakpoints,
+    fit_marching as fit_marching,
+)
 from ._metrics import max_abs_error as max_abs_error, relative_l2 as relative_l2
 from ._models.base import AbstractModel as AbstractModel
 from ._models.neural_ode import NeuralODE as NeuralODE
@@ -35,6 +42,7 @@ from ._problems import (
     AbstractProblem as AbstractProblem,
     SecondOrderIVP as SecondOrderIVP,
 )
+from ._stages import fit_stages as fit_stages
 from ._trainers import AbstractTrainer as AbstractTrainer
 from ._unknown import Unknown as Unknown
 

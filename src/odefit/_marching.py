@@ -1,0 +1,405 @@
+r"""Time marching: a long initial-value problem fit as consecutive windows.
+
+One network over a long interval must represent every oscillation at once, and its
+residual loss does not say which way time runs: a function with a small residual
+that has drifted onto the wrong trajectory is a local minimum the optimiser
+cannot leave. Marching solves the problem the way a classical integrator does —
+window by window, each starting exactly where the previous one ended — so every
+fit is a short, well-conditioned problem.
+"""
+
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+from jaxtyping import Array, Float
+
+from ._collocation import AbstractCollocation
+from ._custom_types import Key, Scalar
+from ._fit import FitResult
+from ._models.base import AbstractModel
+from ._models.pinn import PINN
+from ._problems import IVP, AbstractProblem, SecondOrderIVP
+from ._stages import Stage, check_stages, concatenate_histories, fit_stages
+from ._unknown import has_unknowns, resolve_args
+
+
+class PiecewiseSolution(eqx.Module):
+    r"""A solution made of one model per time window.
+
+    On $[b_k, b_{k+1})$ it is the $k$-th model evaluated at the window's
+    non-dimensional time $s = (t - b_k)/(b_{k+1} - b_k) \in [0, 1]$ (the last
+    window includes its right end). Like any odefit solution it maps one scalar
+    `t` to the state; use `jax.vmap` for many times.
+
+    **Attributes:**
+
+    - `models`: the models, one per window, in time order, each a function of $s$.
+    - `breakpoints`: the window boundaries $b_0 < b_1 < \dots < b_K$.
+    """
+
+    models: tuple[AbstractModel, ...]
+    breakpoints: tuple[float, ...] = eqx.field(static=True)
+
+    def __check_init__(self):
+        if len(self.breakpoints) != len(self.models) + 1:
+            raise ValueError(
+                f"`breakpoints` must have one more entry than `models`; got "
+                f"{len(self.breakpoints)} breakpoints for {len(self.models)} models."
+            )
+
+    def __call__(self, t: Scalar) -> Float[Array, "*state"]:
+        t = jnp.asarray(t)
+        b = self.breakpoints
+
+        def branch(k):
+            return lambda t: self.models[k]((t - b[k]) / (b[k + 1] - b[k]))
+
+        if len(self.models) == 1:
+            return branch(0)(t)
+        index = jnp.searchsorted(jnp.asarray(b[1:-1], t.dtype), t, side="right")
+        return jax.lax.switch(index, [branch(k) for k in range(len(self.models))], t)
+
+
+class _WindowField(eqx.Module):
+    r"""$h\, f(b + h s, y)$: a vector field in a window's non-dimensional time $s$,
+    with the window's start $b$ and length $h$ passed in `args` (as arrays, so that
+    every window shares one compiled program)."""
+
+    vector_field: Callable
+
+    def __call__(self, s, y, args):
+        inner, start, length = args
+        return length * self.vector_field(start + length * s, y, inner)
+
+
+class _WindowAcceleration(eqx.Module):
+    """$h^2 g(b + h s, y, y_s / h)$: a second-order right-hand side in $s$."""
+
+    acceleration: Callable
+
+    def __call__(self, s, y, dy, args):
+        inner, start, length = args
+        return length**2 * self.acceleration(start + length * s, y, dy / length, inner)
+
+
+class MarchingResult(eqx.Module):
+    r"""What [`odefit.fit_marching`][] returns.
+
+    **Attributes:**
+
+    - `model`: the [`odefit.PiecewiseSolution`][] over every window fit.
+    - `problem`: the whole problem.
+    - `windows`: the [`odefit.FitResult`][] of every window, in time order (each
+        fit in the window's time $s \in [0, 1]$; see [`odefit.fit_marching`][]).
+    - `breakpoints`: the window boundaries (as many as fitted windows, plus one).
+    - `history`: the windows' histories end to end, with a `"window"` entry giving
+        each step's window (and `"stage"` its stage within the window).
+    - `stop_reason`: `"completed"`, or which window stopped and why (the solution
+        then covers the windows fitted so far).
+    - `steps`: the total number of optimiser steps.
+    - `wall_time`: seconds, compilation included.
+    """
+
+    model: PiecewiseSolution
+    problem: AbstractProblem
+    windows: tuple[FitResult, ...]
+    breakpoints: tuple[float, ...] = eqx.field(static=True)
+    history: dict[str, np.ndarray]
+    stop_reason: str = eqx.field(static=True)
+    steps: int = eqx.field(static=True)
+    wall_time: float = eqx.field(static=True)
+
+
+def _initial_state(problem: AbstractProblem):
+    if isinstance(problem, SecondOrderIVP):
+        return (problem.y0, problem.dy0)
+    return problem.y0
+
+
+def _trajectory(field, t0: float, t1: float, y0, args, steps: int):
+    """States along a fixed-step RK4 integration (`steps + 1` of them)."""
+    dt = (t1 - t0) / steps
+
+    def rk4(y, i):
+        t = t0 + i * dt
+        k1 = field(t, y, args)
+        k2 = field(t + dt / 2, jax.tree.map(lambda a, b: a + dt / 2 * b, y, k1), args)
+        k3 = field(t + dt / 2, jax.tree.map(lambda a, b: a + dt / 2 * b, y, k2), args)
+        k4 = field(t + dt, jax.tree.map(lambda a, b: a + dt * b, y, k3), args)
+        y = jax.tree.map(
+            lambda a, b1, b2, b3, b4: a + dt / 6 * (b1 + 2 * b2 + 2 * b3 + b4),
+            y,
+            k1,
+            k2,
+            k3,
+            k4,
+        )
+        return y, y
+
+    dtype = jax.tree.leaves(y0)[0].dtype
+    _, ys = jax.lax.scan(rk4, y0, jnp.arange(steps, dtype=dtype))
+    return jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), y0, ys)
+
+
+def auto_breakpoints(
+    problem: AbstractProblem, max_change: float = 1.0, *, resolution: int = 2048
+) -> tuple[float, ...]:
+    r"""Window boundaries chosen from the problem's own time and state scales.
+
+    Along a coarse fixed-step RK4 integration, each state component is measured in
+    units of its peak magnitude $s_i$ (the state scale a [`odefit.PINN`][] uses).
+    The non-dimensional distance travelled,
+
+    $$S(t) = \int_{t_0}^{t} \max_i \frac{|\dot y_i(\tau)|}{s_i} \, d\tau,$$
+
+    counts how many times the solution changes by its own size. The interval is
+    split where $S$ crosses multiples of $S(t_1)/K$, with $K = \lceil S(t_1) /
+    \text{max\_change} \rceil$ windows: short windows where the solution moves fast,
+    long ones where it is quiet, every window covering the same amount of change.
+
+    **Arguments:**
+
+    - `problem`: an [`odefit.IVP`][] or [`odefit.SecondOrderIVP`][].
+    - `max_change`: the non-dimensional change allowed in one window.
+    - `resolution`: RK4 steps of the coarse integration.
+
+    **Returns:** the breakpoints $t_0 = b_0 < \dots < b_K = t_1$.
+    """
+    if (
+        isinstance(max_change, bool)
+        or not isinstance(max_change, (int, float))
+        or not (0 < max_change < math.inf)
+    ):
+        raise ValueError(
+            f"`max_change` must be a finite number > 0, got {max_change!r}."
+        )
+    field = problem.first_order_field()
+    args = resolve_args(problem.args)
+    y0 = _initial_state(problem)
+    ys = eqx.filter_jit(_trajectory)(
+        field, problem.t0, problem.t1, y0, args, steps=resolution
+    )
+    ts = np.linspace(problem.t0, problem.t1, resolution + 1)
+    rates = []
+    for y in jax.tree.leaves(ys):
+        y = np.asarray(y).reshape(resolution + 1, -1)
+        scale = np.max(np.abs(y), axis=0)
+        scale = np.where(
+            np.isfinite(scale) & (scale > 1e-6 * max(np.max(scale), 1.0)), scale, 1.0
+        )
+        rates.append(np.abs(np.gradient(y, ts, axis=0)) / scale)
+    speed = np.max(np.concatenate(rates, axis=1), axis=1)
+    if not np.all(np.isfinite(speed)):
+        raise ValueError(
+            "The coarse integration used to choose the windows blew up; pass "
+            "`windows` explicitly."
+        )
+    travelled = np.concatenate(
+        [[0.0], np.cumsum((speed[1:] + speed[:-1]) / 2 * np.diff(ts))]
+    )
+    total = float(travelled[-1])
+    count = max(1, math.ceil(total / max_change))
+    inner = np.interp(total * np.arange(1, count) / count, travelled, ts).tolist()
+    return (problem.t0, *inner, problem.t1)
+
+
+def _check_windows(windows, problem: AbstractProblem, max_change) -> tuple[float, ...]:
+    if windows is None:
+        return auto_breakpoints(problem, max_change)
+    if isinstance(windows, bool):
+        raise TypeError(f"`windows` must be an integer or a sequence, got {windows!r}.")
+    if isinstance(windows, (int, np.integer)):
+        if windows < 1:
+            raise ValueError(f"`windows` must be >= 1, got {windows}.")
+        return tuple(np.linspace(problem.t0, problem.t1, int(windows) + 1).tolist())
+    try:
+        points = np.asarray(windows, dtype=float)
+    except (TypeError, ValueError) as e:
+        raise TypeError(
+            "`windows` must be an integer or a sequence of breakpoints, got "
+            f"{windows!r}."
+        ) from e
+    if points.ndim != 1 or points.size < 2:
+        raise ValueError(
+            "`windows` as breakpoints must be a 1-D sequence of at least two "
+            f"times, got shape {points.shape}."
+        )
+    if not np.all(np.diff(points) > 0):
+        raise ValueError(f"`windows` breakpoints must increase, got {points}.")
+    if not (
+        math.isclose(points[0], problem.t0, abs_tol=1e-12)
+        and math.isclose(points[-1], problem.t1, abs_tol=1e-12)
+    ):
+        raise ValueError(
+            f"`windows` breakpoints must run from t0={problem.t0} to "
+            f"t1={problem.t1}, got {points[0]} to {points[-1]}."
+        )
+    return (problem.t0, *points[1:-1].tolist(), problem.t1)
+
+
+def _window(problem: AbstractProblem, a: float, b: float, previous):
+    r"""The problem on $[a, b]$ in the window's time $s = (t - a)/(b - a) \in [0, 1]$,
+    starting where `previous` (a function of $t$) ends."""
+    dtype = problem.state.dtype
+    start, length = jnp.asarray(a, dtype), jnp.asarray(b - a, dtype)
+    args = (problem.args, start, length)
+    if isinstance(problem, SecondOrderIVP):
+        if previous is None:
+            y0, dy0 = problem.y0, problem.dy0
+        else:
+            y0, dy0 = jax.jvp(previous, (start,), (jnp.ones_like(start),))
+        return SecondOrderIVP(
+            _WindowAcceleration(problem.acceleration), 0.0, 1.0, y0, length * dy0, args
+        )
+    y0 = problem.y0 if previous is None else previous(start)
+    return IVP(_WindowField(problem.vector_field), 0.0, 1.0, y0, args)
+
+
+def fit_marching(
+    problem: IVP | SecondOrderIVP,
+    *,
+    stages: Sequence[Stage],
+    key: Key,
+    windows: int | Sequence[float] | None = None,
+    max_change: float = 1.0,
+    model: Callable[[AbstractProblem, Key], AbstractModel] | None = None,
+    width: int = 32,
+    depth: int = 2,
+    warm_start: bool = False,
+    collocation: AbstractCollocation | None = None,
+    weights: Mapping[str, float] | None = None,
+    progress: bool = True,
+    chunk_size: int | None = None,
+    throw: bool = False,
+) -> MarchingResult:
+    r"""Fits an initial-value problem window by window (time marching).
+
+    The interval is split into windows $[b_k, b_{k+1}]$. The first window is the
+    problem itself restricted to $[b_0, b_1]$; window $k$ starts exactly where the
+    fitted solution of window $k-1$ ends (its value, and for a
+    [`odefit.SecondOrderIVP`][] its slope, at $b_k$), so the pieces join
+    continuously. Each window is posed in its own non-dimensional time
+    $s = (t - b_k)/(b_{k+1} - b_k) \in [0, 1]$ (the vector field multiplied by
+    the window length) and gets its own model, which also scales the state by its
+    peak in the window: every window is a problem of the same size, and all
+    windows share one compiled program. Each is fit by [`odefit.fit_stages`][]
+    with `stages`.
+
+    **Arguments:**
+
+    - `problem`: an [`odefit.IVP`][] or [`odefit.SecondOrderIVP`][] without
+        unknowns.
+    - `stages`: the `(optimizer, steps)` stages of every window, e.g.
+        `[(optax.adam(1e-3), 2000), (odefit.LevenbergMarquardt(), 200)]`.
+    - `key`: a `jax.random` key; window `k` uses `jax.random.fold_in(key, k)`.
+    - `windows`: the number of equal windows, or the breakpoints
+        `[t0, ..., t1]`; default (`None`) chooses them from the problem by
+        [`odefit.auto_breakpoints`][] with `max_change`.
+    - `max_change`: for automatic windows, how much the non-dimensional state may
+        change within one window.
+    - `model`: `model(window_problem, key)` builds a window's model (the window
+        problem is on $[0, 1]$ in $s$); default
+        `odefit.PINN(window_problem, width=width, depth=depth, key=key)`.
+    - `width`, `depth`: of the default model.
+    - `warm_start`: initialise each window's network with the previous window's
+        weights (the same architecture is needed).
+    - `collocation`, `weights`, `progress`, `chunk_size`, `throw`: passed to every
+        fit; `collocation` applies to stages that do not name their own.
+
+    **Returns:** an [`odefit.MarchingResult`][]; `result.model` maps `t` to the
+    state over the whole interval.
+
+    **Example:**
+
+    ```python
+    import jax, jax.numpy as jnp, optax, odefit
+
+    def lotka_volterra(t, y, args):
+        return jnp.stack([1.5 * y[0] - y[0] * y[1], -3.0 * y[1] + y[0] * y[1]])
+
+    problem = odefit.IVP(lotka_volterra, t0=0.0, t1=4.0, y0=jnp.array([1.0, 1.0]))
+    result = odefit.fit_marching(
+        problem,
+        stages=[(optax.adam(1e-2), 300), (odefit.LevenbergMarquardt(points=64), 30)],
+        windows=2, width=16, key=jax.random.key(0), progress=False,
+    )
+    ys = jax.vmap(result.model)(jnp.linspace(0.0, 4.0, 101))
+    ```
+    """
+    start = time.perf_counter()
+    if not isinstance(problem, (IVP, SecondOrderIVP)):
+        raise TypeError(
+            "`problem` must be an odefit.IVP or odefit.SecondOrderIVP: time marching "
+            f"needs an initial-value problem, got {type(problem).__name__}."
+        )
+    if has_unknowns(problem.args):
+        raise ValueError(
+            "`problem.args` holds odefit.Unknown entries; time marching fits each "
+            "window separately and cannot learn parameters shared by all windows. "
+            "Fit the inverse problem with odefit.fit."
+        )
+    stages = check_stages(stages)
+    breakpoints = _check_windows(windows, problem, max_change)
+    if model is None:
+
+        def model(window_problem, key):
+            return PINN(window_problem, width=width, depth=depth, key=key)
+
+    elif not callable(model):
+        raise TypeError(
+            "`model` must be a function (window_problem, key) -> model, got "
+            f"{type(model).__name__}."
+        )
+    results: list[FitResult] = []
+    previous = None  # the solution so far, as a function of t
+    stop_reason = "completed"
+    for k, (a, b) in enumerate(zip(breakpoints[:-1], breakpoints[1:], strict=True)):
+        window_key = jr.fold_in(key, k)
+        init_key, fit_key = jr.split(window_key)
+        window_problem = _window(problem, a, b, previous)
+        window_model = model(window_problem, init_key)
+        if not isinstance(window_model, AbstractModel):
+            raise TypeError(
+                f"`model` must return an odefit model, got "
+                f"{type(window_model).__name__}."
+            )
+        if warm_start and results:
+            last = results[-1].model
+            params, _ = eqx.partition(last, last.trainable())
+            _, static = eqx.partition(window_model, window_model.trainable())
+            window_model = eqx.combine(params, static)
+        result = fit_stages(
+            window_problem,
+            window_model,
+            stages,
+            key=fit_key,
+            collocation=collocation,
+            weights=weights,
+            progress=progress,
+            chunk_size=chunk_size,
+            throw=throw,
+        )
+        results.append(result)
+        previous = PiecewiseSolution((result.model,), (a, b))
+        if result.stop_reason != "completed":
+            stop_reason = f"window {k} [{a:g}, {b:g}]: {result.stop_reason}"
+            break
+    fitted = breakpoints[: len(results) + 1]
+    return MarchingResult(
+        model=PiecewiseSolution(tuple(r.model for r in results), fitted),
+        problem=problem,
+        windows=tuple(results),
+        breakpoints=fitted,
+        history=concatenate_histories(
+            [r.history for r in results], "window", range(len(results))
+        ),
+        stop_reason=stop_reason,
+        steps=sum(r.steps for r in results),
+        wall_time=time.perf_counter() - start,
+    )

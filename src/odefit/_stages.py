@@ -1,0 +1,196 @@
+"""Several optimisers one after the other, as one fit."""
+
+import dataclasses
+import math
+from collections.abc import Mapping, Sequence
+
+import jax.random as jr
+import numpy as np
+import optax
+
+from ._collocation import AbstractCollocation
+from ._custom_types import Key
+from ._fit import FitResult, fit
+from ._models.base import AbstractModel
+from ._observations import Observations
+from ._problems import AbstractProblem
+from ._trainers import AbstractTrainer, as_trainer
+
+Stage = (
+    tuple[optax.GradientTransformation | AbstractTrainer | None, int]
+    | tuple[
+        optax.GradientTransformation | AbstractTrainer | None,
+        int,
+        AbstractCollocation,
+    ]
+)
+
+
+def check_stages(stages) -> list[tuple]:
+    """Validates `stages`: a non-empty sequence of `(optimizer, steps)` or
+    `(optimizer, steps, collocation)` tuples."""
+    if isinstance(stages, (str, bytes)) or not isinstance(stages, Sequence):
+        raise TypeError(
+            "`stages` must be a sequence of (optimizer, steps) pairs, e.g. "
+            "[(optax.adam(1e-3), 5000), (odefit.LevenbergMarquardt(), 300)], got "
+            f"{type(stages).__name__}."
+        )
+    if len(stages) == 0:
+        raise ValueError("`stages` must contain at least one (optimizer, steps) pair.")
+    out = []
+    for i, stage in enumerate(stages):
+        if not isinstance(stage, tuple) or len(stage) not in (2, 3):
+            raise TypeError(
+                f"`stages[{i}]` must be a tuple (optimizer, steps) or (optimizer, "
+                f"steps, collocation), got {stage!r}."
+            )
+        optimizer, steps = stage[0], stage[1]
+        collocation = stage[2] if len(stage) == 3 else None
+        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)):
+            raise ValueError(
+                f"`stages[{i}]` must give the number of steps as an integer, got "
+                f"{steps!r}."
+            )
+        if steps < 1:
+            raise ValueError(f"`stages[{i}]` has {steps} steps; it needs at least 1.")
+        if optimizer is not None and not isinstance(
+            optimizer, (optax.GradientTransformation, AbstractTrainer)
+        ):
+            raise TypeError(
+                f"`stages[{i}]`'s optimizer must be an optax.GradientTransformation "
+                f"or an odefit trainer, got {type(optimizer).__name__}."
+            )
+        if collocation is not None and not isinstance(collocation, AbstractCollocation):
+            raise TypeError(
+                f"`stages[{i}]`'s collocation must be an odefit collocation such as "
+                f"odefit.Grid(256), got {type(collocation).__name__}."
+            )
+        # Converted once, so that every fit given this stage (one per window in
+        # time marching) reuses one compiled program.
+        out.append((as_trainer(optimizer, int(steps)), int(steps), collocation))
+    return out
+
+
+def concatenate_histories(
+    histories: Sequence[Mapping[str, np.ndarray]], label: str, labels: Sequence[int]
+) -> dict[str, np.ndarray]:
+    """Joins per-step histories end to end. A statistic missing from a part (e.g.
+    `"damping"` during an Adam stage) is NaN there; `label` records which part
+    each step came from."""
+    names: list[str] = []
+    for history in histories:
+        names += [n for n in history if n not in names]
+    lengths = [len(history.get("loss", ())) for history in histories]
+    out = {}
+    for name in names:
+        parts = []
+        for history, n in zip(histories, lengths, strict=True):
+            if name in history:
+                parts.append(np.asarray(history[name])[:n])
+            else:
+                dtype = np.asarray(history.get("loss", np.zeros(0))).dtype
+                parts.append(np.full((n,), np.nan, dtype=dtype))
+        out[name] = np.concatenate(parts) if parts else np.zeros((0,))
+    out[label] = np.concatenate(
+        [np.full((n,), i, dtype=np.int64) for i, n in zip(labels, lengths, strict=True)]
+    )
+    return out
+
+
+def fit_stages(
+    problem: AbstractProblem,
+    model: AbstractModel,
+    stages: Sequence[Stage],
+    *,
+    key: Key,
+    collocation: AbstractCollocation | None = None,
+    observations: Observations | None = None,
+    weights: Mapping[str, float] | None = None,
+    progress: bool = True,
+    chunk_size: int | None = None,
+    throw: bool = False,
+) -> FitResult:
+    """Runs [`odefit.fit`][] once per stage, each stage starting from the model
+    (and learned unknowns) the previous one ended with.
+
+    The usual recipe for accuracy: a first-order warm-up that finds the right basin,
+    then a quasi-Newton or least-squares polish that converges in it:
+
+    ```python
+    stages = [(optax.adam(1e-3), 5000), (odefit.LevenbergMarquardt(), 300)]
+    ```
+
+    It is the same as calling `fit` once per stage and passing `result.model` on;
+    the results are joined into one [`odefit.FitResult`][].
+
+    **Arguments:**
+
+    - `problem`, `model`: as for [`odefit.fit`][].
+    - `stages`: a sequence of `(optimizer, steps)` or `(optimizer, steps,
+        collocation)` tuples. `optimizer` is anything `fit` accepts (`None`: the
+        default Adam for that many steps).
+    - `key`: a `jax.random` key; stage `i` uses `jax.random.fold_in(key, i)`.
+    - `collocation`: the collocation of every stage that does not name its own;
+        default each optimiser's own default (uniform redraws for optax, a
+        fixed grid for the least-squares trainers).
+    - `observations`, `weights`, `progress`, `chunk_size`, `throw`: passed to
+        every `fit`.
+
+    **Returns:** an [`odefit.FitResult`][]: the last stage's model, problem, args
+    and optimiser state; the histories of all stages end to end, with NaN where a
+    stage does not record a statistic and a `"stage"` entry giving each step's
+    stage; the total steps and wall time. If a stage stops early (divergence,
+    interruption), the later stages are not run and `stop_reason` says which
+    stage stopped.
+
+    **Example:**
+
+    ```python
+    import jax, optax, odefit
+
+    problem = odefit.IVP(lambda t, y, args: -2.0 * y, t0=0.0, t1=2.0, y0=1.0)
+    model = odefit.PINN(problem, width=16, depth=2, key=jax.random.key(0))
+    result = odefit.fit_stages(
+        problem, model,
+        [(optax.adam(1e-2), 500), (odefit.LevenbergMarquardt(points=64), 50)],
+        key=jax.random.key(1), progress=False,
+    )
+    ```
+    """
+    stages = check_stages(stages)
+    results = []
+    for i, (optimizer, steps, stage_collocation) in enumerate(stages):
+        result = fit(
+            problem,
+            model,
+            steps=steps,
+            optimizer=optimizer,
+            collocation=collocation if stage_collocation is None else stage_collocation,
+            observations=observations,
+            weights=weights,
+            key=jr.fold_in(key, i),
+            progress=progress,
+            chunk_size=chunk_size,
+            throw=throw,
+        )
+        results.append(result)
+        model, problem = result.model, result.problem
+        if result.stop_reason != "completed":
+            break
+    last = results[-1]
+    stop_reason = last.stop_reason
+    if stop_reason != "completed" and len(stages) > 1:
+        stop_reason = f"stage {len(results) - 1}: {stop_reason}"
+    compile_times = [r.compile_time for r in results if not math.isnan(r.compile_time)]
+    # `replace` keeps any other field of the last stage's result as it is.
+    return dataclasses.replace(
+        last,
+        history=concatenate_histories(
+            [r.history for r in results], "stage", range(len(results))
+        ),
+        stop_reason=stop_reason,
+        steps=sum(r.steps for r in results),
+        key=key,
+        wall_time=sum(r.wall_time for r in results),
+        compile_time=sum(compile_times) if compile_times else math.nan,
+    )
