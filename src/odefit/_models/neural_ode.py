@@ -241,6 +241,8 @@ class NeuralODE(AbstractModel):
 
     @property
     def scale(self) -> Float[Array, "*state"]:
+        """The typical size of each state component, by which the network's input
+        is divided (and its output, over `t1 - t0`, multiplied)."""
         return self.field.scale
 
     def vector_field(
