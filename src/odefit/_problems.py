@@ -662,6 +662,9 @@ class BVP(_AbstractSecondOrder):
                 max_steps=max_steps,
                 # Newton differentiates through the solve in forward mode.
                 adjoint=dfx.ForwardMode(),
+                # A trial slope whose solution blows up gives a non-finite miss,
+                # so that Newton fails and the error below explains it.
+                throw=False,
             )
             return sol.ys[0][-1] - self.yb
 
