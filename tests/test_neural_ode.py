@@ -78,6 +78,7 @@ def test_field_is_scaled(lotka_volterra, getkey):
     )
 
 
+@pytest.mark.slow
 def test_non_autonomous_field_sees_time(decay, getkey):
     model = odefit.NeuralODE(decay, width=8, depth=1, autonomous=False, key=getkey())
     assert model.field.mlp.in_size == 2
@@ -100,7 +101,13 @@ def _loss(model, ts, ys):
     return jnp.mean((model.predict(ts) - ys) ** 2)
 
 
-@pytest.mark.parametrize("adjoint", [dfx.BacksolveAdjoint(), dfx.DirectAdjoint()])
+@pytest.mark.parametrize(
+    "adjoint",
+    [
+        dfx.DirectAdjoint(),
+        pytest.param(dfx.BacksolveAdjoint(), marks=pytest.mark.slow),
+    ],
+)
 def test_gradients_agree_across_adjoints(adjoint, lotka_volterra, getkey):
     """Gradients of a data loss through the solve: every adjoint agrees with the
     default (discretise-then-optimise) one. The direct adjoint differentiates the
@@ -154,6 +161,7 @@ def test_forward_mode_agrees_with_reverse(lotka_volterra, getkey):
         )
 
 
+@pytest.mark.slow
 def test_gradient_matches_finite_differences(lotka_volterra, getkey):
     model = odefit.NeuralODE(
         lotka_volterra, width=8, depth=1, stepsize_controller=_tight(), key=getkey()
@@ -174,6 +182,7 @@ def test_gradient_matches_finite_differences(lotka_volterra, getkey):
         np.testing.assert_allclose(jnp.dot(grad, direction), fd, rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_fit_learns_decay_and_extrapolates(decay, getkey):
     ts = jnp.linspace(0.0, 2.0, 21)
     data = odefit.Observations(ts, decay.solve(ts))
@@ -289,6 +298,7 @@ def test_bad_times(decay, getkey):
         model.predict(jnp.zeros((2, 2)))
 
 
+@pytest.mark.slow
 def test_constant_step_size(decay, getkey):
     model = odefit.NeuralODE(
         decay,
