@@ -5,7 +5,7 @@ The examples are the fenced ```python blocks of the docstrings of `odefit`,
 `odefit.torchlike`, their public names and those names' public methods. Each runs
 in a fresh namespace in a temporary folder; one that changes JAX's configuration
 runs in its own process instead (tests never change it in-process). Examples
-that train (call `fit` or `fit_ensemble`) are marked slow.
+that train (call `fit`, `fit_ensemble`, `fit_stages`, ...) are marked slow.
 """
 
 import importlib
@@ -118,7 +118,7 @@ def test_python_blocks_parser():
 
 def _trains(code: str) -> bool:
     """Examples that run a training loop take seconds each, more under load."""
-    return re.search(r"\bfit(_ensemble)?\(", code) is not None
+    return re.search(r"\bfit(_\w+)?\(", code) is not None
 
 
 @pytest.mark.parametrize(

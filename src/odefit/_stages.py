@@ -117,6 +117,8 @@ def fit_stages(
     then a quasi-Newton or least-squares polish that converges in it:
 
     ```python
+    import optax, odefit
+
     stages = [(optax.adam(1e-3), 5000), (odefit.LevenbergMarquardt(), 300)]
     ```
 
