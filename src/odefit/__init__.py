@@ -5,6 +5,7 @@ from ._causal import CausalWeighting as CausalWeighting
 from ._checkpoint import load as load, save as save
 from ._collocation import (
     AbstractCollocation as AbstractCollocation,
+    Adaptive as Adaptive,
     Grid as Grid,
     Uniform as Uniform,
 )
@@ -18,6 +19,10 @@ from ._derivatives import derivatives as derivatives
 from ._ensemble import (
     EnsembleResult as EnsembleResult,
     fit_ensemble as fit_ensemble,
+)
+from ._error_estimate import (
+    ErrorEstimate as ErrorEstimate,
+    error_estimate as error_estimate,
 )
 from ._fit import FitResult as FitResult, fit as fit
 from ._least_squares import (
