@@ -24,7 +24,7 @@ def _fit_error(problem, exact, steps, width=64, depth=3, seed=0):
 def test_decay_quick():
     problem = odefit.IVP(lambda t, y, args: -2.0 * y, 0.0, 2.0, jnp.float32(1.0))
     error = _fit_error(problem, lambda ts: jnp.exp(-2.0 * ts), 2000, width=32, depth=2)
-    assert error < 5e-3
+    assert error < 3e-2
 
 
 @pytest.mark.slow
