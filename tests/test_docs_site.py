@@ -262,13 +262,15 @@ def test_example_page(page, server):
     _open(page, server, f"examples/{name}/")
     assert _visible_texts(page, "article h1")
     headings = _visible_texts(page, "article h2")
-    assert {"Figure", "Output", "Source"} <= set(headings), headings
+    assert {"Output", "Source"} <= set(headings), headings
+    assert "Figure" in headings or "Figures" in headings, headings
     code = _visible_texts(page, "article pre code")
     assert any("relative" in c.lower() for c in code), code  # the printed error
     assert any("def main(" in c for c in code), code  # the source
-    img = page.locator(f"article img[src$='{name}.png']")
-    assert img.count() == 1
-    _assert_image_loaded(page, img.first, f"figure of examples/{name}.py")
+    images = page.locator(f"article img[src*='{name}']")
+    assert images.count() >= 1
+    for i in range(images.count()):
+        _assert_image_loaded(page, images.nth(i), f"figure of examples/{name}.py")
 
 
 @pytest.mark.parametrize("query", ["LevenbergMarquardt", "relative_l2", "Observations"])

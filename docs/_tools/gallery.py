@@ -3,7 +3,8 @@
 Each `examples/<name>.py` is run as a user would run it, in its own process:
 `python examples/<name>.py --smoke` in the fast mode (CI, local builds) or
 `python examples/<name>.py` in the full mode (release builds). What it prints to
-stdout and the figure it saves to `examples/output/<name>.png` go into a page
+stdout and the figures it saves to `examples/output/<name>.png` (or several,
+`examples/output/<name>_<part>.png`) go into a page
 `examples/<name>.md` with the script's source; `examples/index.md` lists them all.
 
 The pages are written to build/docs-gallery/ (git-ignored) and added to the site by
@@ -24,6 +25,7 @@ import ast
 import concurrent.futures
 import dataclasses
 import datetime
+import fcntl
 import hashlib
 import inspect
 import json
@@ -43,8 +45,6 @@ DEST = ROOT / "build" / "docs-gallery"
 MANIFEST = DEST / "manifest.json"
 MODES = ("smoke", "full")
 TIMEOUT = {"smoke": 300.0, "full": 4 * 3600.0}
-# Bump when the page layout changes, so that cached pages are rendered again.
-LAYOUT_VERSION = 2
 
 
 @dataclasses.dataclass
@@ -58,8 +58,9 @@ class Record:
     seconds: float
     stdout: str
     stderr: str
-    figure: bool
+    figures: list[str]
     error: str | None = None
+    machine: str | None = None
 
 
 def discover(examples: Path = EXAMPLES) -> list[Path]:
@@ -77,14 +78,33 @@ def _library_hash() -> str:
 
 def cache_key(script: Path, mode: str, library: str) -> str:
     digest = hashlib.sha256(script.read_bytes())
-    digest.update(f"{mode}|{library}|{LAYOUT_VERSION}".encode())
+    digest.update(f"{mode}|{library}".encode())
     return digest.hexdigest()
 
 
+# Words written in capitals in titles made from file names.
+ACRONYMS = {"bvp": "BVP", "ivp": "IVP", "ode": "ODE", "odes": "ODEs", "pinn": "PINN"}
+
+
 def split_docstring(script: Path) -> tuple[str, str]:
-    """The page title (the script's name, humanised) and its module docstring."""
-    doc = ast.get_docstring(ast.parse(script.read_text(encoding="utf-8"))) or ""
-    title = script.stem.replace("_", " ").strip().capitalize()
+    """The page title and the script's module docstring. The title is the
+    script's `TITLE = "..."` if it defines one, else its name made readable
+    (`neural_ode.py` -> "Neural ODE")."""
+    tree = ast.parse(script.read_text(encoding="utf-8"))
+    doc = ast.get_docstring(tree) or ""
+    title = None
+    for node in tree.body:
+        if (
+            isinstance(node, ast.Assign)
+            and [getattr(t, "id", None) for t in node.targets] == ["TITLE"]
+            and isinstance(node.value, ast.Constant)
+            and isinstance(node.value.value, str)
+        ):
+            title = node.value.value.strip()
+    if not title:
+        words = [ACRONYMS.get(w, w) for w in script.stem.split("_") if w]
+        title = " ".join(words) or script.stem
+        title = title[0].upper() + title[1:]
     return title, inspect.cleandoc(doc)
 
 
@@ -93,12 +113,27 @@ def command(script: Path, mode: str) -> list[str]:
     return args + ["--smoke"] if mode == "smoke" else args
 
 
-def run_example(script: Path, mode: str, key: str, dest: Path = DEST) -> Record:
-    """Runs one example and copies its figure to `dest/<name>.png`."""
+def figures_of(name: str, folder: Path, others: set[str]) -> list[Path]:
+    """`<name>.png` and `<name>_<part>.png` in `folder`, less the figures of other
+    examples whose names start with `<name>_`."""
+    found = [folder / f"{name}.png"] + sorted(folder.glob(f"{name}_*.png"))
+    longer = [o for o in others if o != name and o.startswith(f"{name}_")]
+    return [
+        p
+        for p in found
+        if p.is_file()
+        and not any(p.stem == o or p.stem.startswith(f"{o}_") for o in longer)
+    ]
+
+
+def run_example(
+    script: Path, mode: str, key: str, others: set[str], dest: Path = DEST
+) -> Record:
+    """Runs one example and copies its figures to `dest`."""
     name = script.stem
-    figure = OUTPUT / f"{name}.png"
-    figure.unlink(missing_ok=True)  # never show a figure left by an earlier run
-    (dest / f"{name}.png").unlink(missing_ok=True)
+    # Never show a figure left by an earlier run.
+    for old in figures_of(name, OUTPUT, others) + figures_of(name, dest, others):
+        old.unlink(missing_ok=True)
     env = dict(os.environ, MPLBACKEND="Agg", PYTHONUNBUFFERED="1", TQDM_DISABLE="1")
     cmd = command(script, mode)
     shown = " ".join(["python", *cmd[1:]])
@@ -123,14 +158,14 @@ def run_example(script: Path, mode: str, key: str, dest: Path = DEST) -> Record:
     seconds = time.perf_counter() - tic
     if error is None and returncode != 0:
         error = f"`{shown}` exited with status {returncode}"
-    has_figure = figure.is_file() and figure.stat().st_size > 0
-    if error is None and not has_figure:
+    figures = [p for p in figures_of(name, OUTPUT, others) if p.stat().st_size > 0]
+    if error is None and not figures:
         error = (
             f"`{shown}` saved no figure: every example must save "
-            f"examples/output/{name}.png"
+            f"examples/output/{name}.png (or {name}_<part>.png)"
         )
-    if has_figure:
-        shutil.copyfile(figure, dest / f"{name}.png")
+    for figure in figures:
+        shutil.copyfile(figure, dest / figure.name)
     title, _ = split_docstring(script)
     return Record(
         name=name,
@@ -142,7 +177,7 @@ def run_example(script: Path, mode: str, key: str, dest: Path = DEST) -> Record:
         seconds=seconds,
         stdout=stdout,
         stderr=stderr,
-        figure=has_figure,
+        figures=[p.name for p in figures],
         error=error,
     )
 
@@ -175,7 +210,9 @@ def render_page(script: Path, record: Record, machine: str) -> str:
         "",
         f"Run it from the repository root: `python {path}` (add `--smoke` for a run "
         "of a few seconds). It prints its error against a classical reference and "
-        f"its wall time, and saves the figure to `examples/output/{record.name}.png`.",
+        "its wall time, and saves "
+        + ", ".join(f"`examples/output/{f}`" for f in record.figures)
+        + ".",
         "",
         '!!! info "Where these numbers come from"',
         "",
@@ -185,11 +222,10 @@ def render_page(script: Path, record: Record, machine: str) -> str:
             "    ",
         ),
         "",
-        "## Figure",
+        "## Figure" if len(record.figures) == 1 else "## Figures",
         "",
-        f"[![The figure saved by {path}]({record.name}.png)]({record.name}.png)",
-        "",
-        "Click the figure for full size.",
+        *[f"[![{f}, saved by {path}]({f})]({f})\n" for f in record.figures],
+        "Click a figure for full size.",
         "",
         "## Output",
         "",
@@ -222,8 +258,10 @@ def render_index(scripts: list[Path], records: dict[str, Record]) -> str:
         lines += [
             f"## [{record.title}]({script.stem}.md)",
             "",
-            f"[![{record.title}]({script.stem}.png){{ width=480 loading=lazy }}]"
-            f"({script.stem}.md)",
+            f"[![{record.title}]({record.figures[0]}){{ width=480 loading=lazy }}]"
+            f"({script.stem}.md)"
+            if record.figures
+            else "",
             "",
             summary,
             "",
@@ -259,11 +297,20 @@ def build(
         raise ValueError(f"`mode` must be one of {MODES}, got {mode!r}.")
     DEST.mkdir(parents=True, exist_ok=True)
     OUTPUT.mkdir(parents=True, exist_ok=True)
+    # One gallery build at a time per checkout (e.g. docs/build.sh while the test
+    # suite builds the site): they share build/docs-gallery and examples/output.
+    with open(DEST.parent / "docs-gallery.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _build(mode, jobs=jobs, force=force, log=log)
+
+
+def _build(mode: str, *, jobs: int | None, force: bool, log) -> tuple[dict, list[str]]:
     scripts = discover()
     library = _library_hash()
     old = load_manifest().get("examples", {})
     records: dict[str, Record] = {}
     todo = []
+    stems = {s.stem for s in scripts}
     for script in scripts:
         key = cache_key(script, mode, library)
         cached = old.get(script.stem)
@@ -272,12 +319,15 @@ def build(
             and cached is not None
             and cached.get("key") == key
             and cached.get("error") is None
-            and (DEST / f"{script.stem}.png").is_file()
-            and (DEST / f"{script.stem}.md").is_file()
+            and cached.get("figures")
+            and all((DEST / f).is_file() for f in cached["figures"])
         ):
-            records[script.stem] = Record(**cached)
-        else:
-            todo.append((script, key))
+            try:
+                records[script.stem] = Record(**cached)
+                continue
+            except TypeError:  # written by an older version of this script
+                pass
+        todo.append((script, key))
     if todo:
         jobs = jobs or min(len(todo), max(os.cpu_count() or 1, 1), 4)
         log(
@@ -286,7 +336,7 @@ def build(
         )
         with concurrent.futures.ThreadPoolExecutor(jobs) as pool:
             futures = {
-                pool.submit(run_example, script, mode, key): script
+                pool.submit(run_example, script, mode, key, stems): script
                 for script, key in todo
             }
             for future in concurrent.futures.as_completed(futures):
@@ -294,17 +344,24 @@ def build(
                 records[record.name] = record
                 status = "failed" if record.error else "ok"
                 log(f"gallery: {record.name}: {status} in {record.seconds:.1f} s")
+    # Pages are cheap: rendered every time, from fresh or cached runs.
     machine = _machine()
-    for script, _ in todo:
+    for script in scripts:
         record = records[script.stem]
+        record.title = split_docstring(script)[0]
+        if record.machine is None:  # a fresh run
+            record.machine = machine
         (DEST / f"{script.stem}.md").write_text(
-            render_page(script, record, machine), encoding="utf-8"
+            render_page(script, record, record.machine), encoding="utf-8"
         )
     (DEST / "index.md").write_text(render_index(scripts, records), encoding="utf-8")
-    # Drop pages of examples that no longer exist.
+    # Drop pages and figures of examples that no longer exist.
     names = {s.stem for s in scripts}
+    keep = {"index.md"} | {f"{n}.md" for n in names}
+    for name in names:
+        keep.update(records[name].figures)
     for path in DEST.iterdir():
-        if path.suffix in (".md", ".png") and path.stem not in names | {"index"}:
+        if path.suffix in (".md", ".png") and path.name not in keep:
             path.unlink()
     manifest = {
         "mode": mode,

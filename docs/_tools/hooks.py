@@ -67,8 +67,9 @@ def on_files(files, config):
     generated = ["index.md"]
     for name in _manifest["order"]:
         generated.append(f"{name}.md")
-        if (dest / f"{name}.png").is_file():
-            generated.append(f"{name}.png")
+        for figure in _manifest["examples"][name].get("figures", []):
+            if (dest / figure).is_file():
+                generated.append(figure)
     for filename in generated:
         uri = f"examples/{filename}"
         existing = files.get_file_from_path(uri)
