@@ -15,14 +15,26 @@ ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "benchmarks" / "results"
 
 
+README = ROOT / "benchmarks" / "README.md"
+
+
+class Missing(Exception):
+    pass
+
+
 def _load(name: str) -> dict:
     path = RESULTS / f"{name}.json"
     if not path.is_file():
-        raise FileNotFoundError(
-            f"{path.relative_to(ROOT)} is missing: run `python benchmarks/{name}.py` "
-            "and commit its result"
-        )
+        raise Missing(f"{path.relative_to(ROOT).as_posix()}")
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _not_measured(what: str, command: str) -> str:
+    return (
+        '!!! warning "Not measured in this checkout"\n\n'
+        f"    `{what}` is not in the repository, so there is no table here. "
+        f"Run `{command}` to produce it."
+    )
 
 
 def _number(x) -> str:
@@ -78,12 +90,64 @@ def generic(data: dict) -> str:
     return "\n".join(lines)
 
 
-RENDERERS = {"fit_overhead": fit_overhead}
+def ensemble(data: dict) -> str:
+    lines = [
+        "| run | wall time (s) | of which compiling (s) | speed-up | "
+        "member-steps/s | mean relative L2 | max difference vs sequential |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, r in data["runs"].items():
+        lines.append(
+            f"| {name} | {r['wall_s']:.1f} | {r['compile_s']:.1f} | "
+            f"{r['speedup_vs_sequential']:.2f} | {r['member_steps_per_s']:.0f} | "
+            f"{_number(r['relative_l2_mean'])} | "
+            f"{_number(r['max_member_error_difference_vs_sequential'])} |"
+        )
+    machine = data.get("machine", {})
+    if isinstance(machine, dict):
+        machine = ", ".join(f"{k} {v}" for k, v in machine.items())
+    lines += [
+        "",
+        f"{data['members']} members, {data['steps']} steps each, width "
+        f"{data['width']}, {data['points']} points per step. Command: "
+        f"`{data.get('command', 'python benchmarks/ensemble.py')}`. Machine: "
+        f"{machine}.",
+    ]
+    return "\n".join(lines)
 
 
-def render(name: str) -> str:
-    """The table for `benchmarks/results/<name>.json`."""
-    return RENDERERS.get(name, generic)(_load(name))
+# Result files whose name starts with a key get that key's table.
+RENDERERS = {"fit_overhead": fit_overhead, "ensemble": ensemble}
+
+
+def render(name: str, command: str | None = None) -> str:
+    """The table for `benchmarks/results/<name>.json` (a notice if it is missing)."""
+    try:
+        data = _load(name)
+    except Missing as e:
+        return _not_measured(str(e), command or f"python benchmarks/{name}.py")
+    renderer = next(
+        (f for prefix, f in RENDERERS.items() if name.startswith(prefix)), generic
+    )
+    return renderer(data)
+
+
+def render_first(names: list[str], command: str) -> str:
+    """The table of the first of `names` that has a result file."""
+    for name in names:
+        if (RESULTS / f"{name}.json").is_file():
+            return render(name)
+    return _not_measured(f"benchmarks/results/{names[0]}.json", command)
+
+
+def readme_section(section: str, command: str) -> str:
+    """The block between `<!-- section:start -->` and `<!-- section:end -->` in
+    benchmarks/README.md, where the benchmark scripts write their tables."""
+    start, end = f"<!-- {section}:start -->", f"<!-- {section}:end -->"
+    text = README.read_text(encoding="utf-8") if README.is_file() else ""
+    if start not in text or end not in text:
+        return _not_measured(f"benchmarks/README.md ({section} section)", command)
+    return text[text.index(start) + len(start) : text.index(end)].strip()
 
 
 def names() -> list[str]:
