@@ -183,13 +183,26 @@ class LevenbergMarquardt(_AbstractLeastSquares):
     otherwise the parameters are kept and $\mu$ grows by a factor that doubles
     with each consecutive rejection (Nielsen's rule).
 
+    With `geodesic=True` (the default) each step adds the second-order correction
+    of Transtrum & Sethna, $\delta + a/2$ with $a$ the damped solve of the
+    second directional derivative $r''[\delta, \delta]$ (nested forward mode,
+    reusing the factorisation), and is only taken when $2\lVert a \rVert /
+    \lVert\delta\rVert \le$ `geodesic_ratio`. Network fits are long curved
+    valleys, where this correction lets the damping fall much lower: on the damped
+    oscillator it takes the error from about 1e-5 to 1e-7 in the same steps.
+    `scaled=True` replaces the identity in the damping term by
+    $\operatorname{diag}(J^\top J)$ (Marquardt's scaling).
+
     The Jacobian of the physics residual is taken one collocation point at a time
     (a few network evaluations per point); other terms use forward mode when they
     have more rows than there are parameters and reverse mode otherwise. Cost
-    grows with $\min(P, M)^2 \max(P, M)$: use a modest network (width 20–40,
+    grows with $\min(P, M)^2 \max(P, M)$: use a modest network (width 16–40,
     depth 2–3) and a few hundred points. float64
     (`jax.config.update("jax_enable_x64", True)`) is needed to go much below a
-    relative error of 1e-4.
+    relative error of 1e-4. On a CPU shared with other work, set the environment
+    variable `OMP_NUM_THREADS=1` before starting Python: multi-threaded LAPACK
+    spinning on busy cores made these small factorisations up to 100 times slower
+    in our measurements.
 
     Extra history entries: `"damping"` ($\mu$ used in the step) and `"accepted"`
     (1.0 when the step was taken).
@@ -197,6 +210,9 @@ class LevenbergMarquardt(_AbstractLeastSquares):
     **Arguments:**
 
     - `damping`: the initial relative damping $\mu_0$.
+    - `scaled`: damp with $\operatorname{diag}(J^\top J)$ instead of the identity.
+    - `geodesic`: add the geodesic acceleration.
+    - `geodesic_ratio`: the largest $2\lVert a\rVert/\lVert\delta\rVert$ accepted.
     - `accept`: the smallest gain ratio for which a step is taken.
     - `min_damping`, `max_damping`: bounds on $\mu$.
     - `points`: the size of the default collocation, `odefit.Grid(points)`.
@@ -218,7 +234,9 @@ class LevenbergMarquardt(_AbstractLeastSquares):
     **References:** Levenberg, "A method for the solution of certain non-linear
     problems in least squares" (1944); Marquardt (1963),
     https://doi.org/10.1137/0111030; Nielsen, "Damping parameter in Marquardt's
-    method" (1999), IMM-REP-1999-05.
+    method" (1999), IMM-REP-1999-05; Transtrum & Sethna, "Improvements to the
+    Levenberg–Marquardt algorithm for nonlinear least-squares minimization"
+    (2012), https://arxiv.org/abs/1201.5885
     """
 
     damping: float = eqx.field(static=True)
@@ -235,7 +253,7 @@ class LevenbergMarquardt(_AbstractLeastSquares):
         damping: float = 1e-3,
         *,
         scaled: bool = False,
-        geodesic: bool = False,
+        geodesic: bool = True,
         geodesic_ratio: float = 0.75,
         accept: float = 1e-4,
         min_damping: float = 1e-15,
