@@ -56,6 +56,19 @@ def on_config(config):
     for item in config["nav"] or []:
         if isinstance(item, dict) and "Examples" in item:
             section = item["Examples"]
+            # Keep only the hand-written entries (`mkdocs serve` may call this
+            # hook again on the same config), then add one per example.
+            section[:] = [
+                e
+                for e in section
+                if not (
+                    isinstance(e, dict)
+                    and any(
+                        str(v).startswith("examples/") and v != "examples/index.md"
+                        for v in e.values()
+                    )
+                )
+            ]
             for name in _manifest["order"]:
                 entry = _manifest["examples"][name]
                 section.append({entry["title"]: f"examples/{name}.md"})
