@@ -985,8 +985,12 @@ def steady_state(workers, spec, width, points, repeats, target_s, variant):
             worker.call("setup", key, name, spec.name, width, 10_000, variant)
             # The first 20 steps (compilation included), then 20 more to
             # estimate the step time and pick a chunk length.
-            first[name], compile_time[name] = worker.call("train_grid", key, ts, 20, 10)
-            per_step = worker.call("train_grid", key, ts, 20, 10)[0] / 20
+            probe = 20 if points <= 1024 else 10
+            first[name], compile_time[name] = worker.call(
+                "train_grid", key, ts, probe, probe // 2
+            )
+            per_step = worker.call("train_grid", key, ts, probe, probe // 2)[0]
+            per_step /= probe
             chunk = int(min(max(target_s / max(per_step, 1e-5) / 4, 5), 500))
             worker.call("reset", key)
             worker.call("train_grid", key, ts, 4 * chunk, chunk)  # compiles `chunk`
@@ -1013,7 +1017,7 @@ def steady_state(workers, spec, width, points, repeats, target_s, variant):
             "min": float(rates.min()),
             "max": float(rates.max()),
             "steps_per_repeat": plan[name][0],
-            "first_20_steps_s": first[name],
+            "first_steps_s": first[name],
         }
         if name == "odefit":
             out[name]["compile_time_s"] = compile_time[name]
@@ -1119,7 +1123,9 @@ def markdown(results: dict) -> str:
     lines.append(
         f"Machine: {meta['cpu']}, {meta['cores']} cores, JAX {meta['jax']} on "
         f"{meta['jax_device']}, PyTorch {meta['torch']} on {meta['torch_device']} "
-        f"({meta['torch_threads']} threads); load average {meta['load_start']} at "
+        f"({meta.get('torch_threads', '?')} thread(s): the faster of 1 and the "
+        f"default here, {meta.get('torch_threads_steps_per_s')} steps/s); load "
+        f"average {meta['load_start']} at "
         f"the start, {meta.get('load_end', '?')} at the end"
         + (
             " — **shared with other jobs, timings are noisy**."
@@ -1158,7 +1164,7 @@ def markdown(results: dict) -> str:
         )
         lines.append("")
         lines.append(
-            "| framework | steps/s (median) | min–max | vs eager | first 20 steps "
+            "| framework | steps/s (median) | min–max | vs eager | first 10–20 steps "
             "(compile incl.) [s] | GFLOP/s | % of peak |"
         )
         lines.append("|---|---|---|---|---|---|---|")
@@ -1169,10 +1175,17 @@ def markdown(results: dict) -> str:
             lines.append(
                 f"| {name} | {rate:.1f} | {r['min']:.1f}–{r['max']:.1f} | "
                 f"{fmt(rate / eager if eager else None, '.2f')}× | "
-                f"{r['first_20_steps_s']:.2f} | {gflops:.1f} | "
+                f"{r['first_steps_s']:.2f} | {gflops:.1f} | "
                 f"{100 * gflops / results['peak']['peak_gflops']:.1f} |"
             )
         lines.append("")
+        od = s["results"].get("odefit", {})
+        if od.get("compile_time_s") is not None:
+            lines.append(
+                f"odefit's compile time (`FitResult.compile_time`): "
+                f"{od['compile_time_s']:.1f} s."
+            )
+            lines.append("")
         lines.append(
             f"FLOPs per step (XLA's count of the hand-written JAX step, the same "
             f"arithmetic for every framework): {s['flops_per_step'] / 1e6:.1f} M; "
@@ -1195,7 +1208,7 @@ def markdown(results: dict) -> str:
             lines.append("|---|---|---|---|---|---|")
             for name, r in t["results"].items():
                 if r is None:
-                    lines.append(f"| {name} | not run | | | | |")
+                    lines.append(f"| {name} | did not run (see below) | | | | |")
                     continue
                 lines.append(
                     f"| {name} | {fmt(r['time_to_0.01_s'], '.1f')} | "
@@ -1291,6 +1304,7 @@ def main(argv=None):
             caps={
                 "default": 20 if quick else 150,
                 "pytorch-eager": 40 if quick else 330,
+                "pytorch-func": 20 if quick else 45,
             },
             budget=10 if quick else 30,
         ),
@@ -1298,7 +1312,7 @@ def main(argv=None):
             steps=4000 if quick else 40_000,
             n=256,
             segment=500 if quick else 1000,
-            caps={"default": 10 if quick else 45},
+            caps={"default": 10 if quick else 30, "pytorch-func": 10 if quick else 20},
             budget=10 if quick else 30,
         ),
     }
@@ -1432,8 +1446,14 @@ def main(argv=None):
                 (1024, w) for w in widths if w != 64
             ]
             for points, width in configs:
+                # torch.func is the slowest by far: only up to 1024 points.
+                chosen = {
+                    k: w
+                    for k, w in workers.items()
+                    if k in frameworks and (k != "pytorch-func" or points <= 1024)
+                }
                 ss, failures = steady_state(
-                    workers,
+                    chosen,
                     OSCILLATOR,
                     width,
                     points,

@@ -1,6 +1,12 @@
 """64 damped oscillators u'' + c u' + 400 u = 0 on [0, 1], u(0) = 1, u'(0) = 0, one
 per damping ratio zeta = c / 40 from 0.05 to 0.5, fit by 64 physics-informed networks
-in one compiled program with odefit.fit_ensemble."""
+in one compiled program with odefit.fit_ensemble.
+
+Each member gets the settings with which a single oscillator fit reaches a relative
+error of about 1e-3 (40k Adam steps, 256 points, width 64). That is 2.6 million
+member-steps: minutes on a GPU, hours on a small CPU (a 2-core machine does a few
+hundred member-steps per second); `main(members=8, steps=20_000)` is a shorter run.
+"""
 
 import jax
 import jax.numpy as jnp
@@ -28,10 +34,10 @@ def exact(ts, damping):
 def main(
     *,
     members: int = 64,
-    steps: int = 10_000,
-    width: int = 32,
+    steps: int = 40_000,
+    width: int = 64,
     depth: int = 3,
-    points: int = 128,
+    points: int = 256,
     seed: int = 0,
     progress: bool = True,
     plot: bool = True,
