@@ -87,6 +87,41 @@ def test_non_autonomous_field_sees_time(decay, getkey):
     assert model.predict(jnp.linspace(0.0, 2.0, 5)).shape == (5, 1)
 
 
+def test_several_trajectories(lotka_volterra, getkey):
+    """`initial_states`: trajectories side by side, each integrated with the same
+    learned field, equal to integrating each on its own."""
+    y0s = jnp.array([[1.0, 1.0], [2.0, 1.5], [0.5, 2.0]])
+    model = odefit.NeuralODE(
+        lotka_volterra,
+        width=8,
+        depth=1,
+        initial_states=y0s,
+        stepsize_controller=_tight(),
+        key=getkey(),
+    )
+    ts = jnp.linspace(0.0, 3.0, 7)
+    pred = model.predict(ts)
+    assert pred.shape == (7, 3, 2)
+    np.testing.assert_array_equal(pred[0], y0s)
+    # The field acts row by row.
+    rows = jax.vmap(lambda y: model.vector_field(0.0, y))(y0s)
+    np.testing.assert_allclose(model.vector_field(0.0, y0s), rows, rtol=1e-14)
+    single = odefit.NeuralODE(
+        lotka_volterra,
+        width=8,
+        depth=1,
+        initial_states=y0s[1:2],
+        stepsize_controller=_tight(),
+        key=getkey(),
+    )
+    single = eqx.tree_at(lambda m: m.field, single, model.field)
+    np.testing.assert_allclose(single.predict(ts)[:, 0], pred[:, 1], rtol=1e-8)
+    with pytest.raises(ValueError, match=r"`initial_states` must have one row"):
+        odefit.NeuralODE(lotka_volterra, initial_states=jnp.ones(2), key=getkey())
+    with pytest.raises(ValueError, match=r"`initial_states` must have one row"):
+        odefit.NeuralODE(lotka_volterra, initial_states=jnp.ones((2, 3)), key=getkey())
+
+
 def test_predict_under_jit(decay, getkey):
     model = odefit.NeuralODE(decay, width=8, depth=1, key=getkey())
     ts = jnp.linspace(0.0, 3.0, 7)

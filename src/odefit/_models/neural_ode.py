@@ -48,14 +48,21 @@ class _Field(eqx.Module):
     span: float = eqx.field(static=True)
     autonomous: bool = eqx.field(static=True)
 
-    def __call__(self, t, y, args):
-        del args
+    def _rate(self, t, y):
         x = jnp.ravel(y / self.scale)
         if not self.autonomous:
             tau = 2 * (t - self.t0) / self.span - 1
             x = jnp.concatenate([x, jnp.expand_dims(tau, 0).astype(x.dtype)])
-        rate = self.mlp(x).reshape(y.shape)
-        return rate * (self.scale / self.span)
+        return self.mlp(x).reshape(y.shape) * (self.scale / self.span)
+
+    def __call__(self, t, y, args):
+        del args
+        # Leading axes, if any, index trajectories integrated side by side.
+        batch = y.shape[: y.ndim - self.scale.ndim]
+        if not batch:
+            return self._rate(t, y)
+        rows = y.reshape(-1, *self.scale.shape)
+        return jax.vmap(lambda row: self._rate(t, row))(rows).reshape(y.shape)
 
 
 class NeuralODE(AbstractModel):
@@ -95,6 +102,13 @@ class NeuralODE(AbstractModel):
     - `scale`: the typical size of each state component. Default: the problem's
         `characteristic_scale()` (the peak along a coarse integration of the
         problem's own vector field).
+    - `initial_states`: several trajectories of the same dynamics, integrated side
+        by side: their initial states at $t_0$, one row each, shape
+        `(trajectories, *y0.shape)`. The model's state (and what `predict`, `fit`
+        and the observations work with) then has that shape. Default: the
+        problem's `y0`, one trajectory. Trajectories through different parts of
+        the state space pin the vector field down where a single orbit cannot,
+        which is what makes extrapolation reliable.
     - `solver`: a diffrax solver; default `diffrax.Tsit5()`.
     - `stepsize_controller`: a diffrax step-size controller; default
         `diffrax.PIDController(rtol=1e-7, atol=1e-9)` in float64 and
@@ -143,6 +157,7 @@ class NeuralODE(AbstractModel):
         activation: Callable[[Array], Array] = jax.nn.softplus,
         autonomous: bool = True,
         scale: Float[ArrayLike, "*state"] | None = None,
+        initial_states: Float[ArrayLike, "trajectories *state"] | None = None,
         solver: dfx.AbstractSolver | None = None,
         stepsize_controller: dfx.AbstractStepSizeController | None = None,
         adjoint: dfx.AbstractAdjoint | None = None,
@@ -167,6 +182,26 @@ class NeuralODE(AbstractModel):
             raise TypeError(f"`autonomous` must be a bool, got {autonomous!r}.")
         y0 = problem.y0
         dtype = y0.dtype
+        if initial_states is not None:
+            initial_states = jnp.asarray(initial_states)
+            if (
+                initial_states.ndim != y0.ndim + 1
+                or initial_states.shape[1:] != y0.shape
+                or initial_states.shape[0] < 1
+            ):
+                raise ValueError(
+                    "`initial_states` must have one row per trajectory, shape "
+                    f"(trajectories, *{y0.shape}), got shape {initial_states.shape}."
+                )
+            if not jnp.issubdtype(initial_states.dtype, jnp.floating) and not (
+                jnp.issubdtype(initial_states.dtype, jnp.integer)
+            ):
+                raise TypeError(
+                    f"`initial_states` must be real, got dtype {initial_states.dtype}."
+                )
+            initial_states = initial_states.astype(dtype)
+            if not bool(jnp.all(jnp.isfinite(initial_states))):
+                raise ValueError("`initial_states` must be finite.")
         if scale is None:
             scale = problem.characteristic_scale()
         else:
@@ -231,7 +266,7 @@ class NeuralODE(AbstractModel):
             span=problem.t1 - problem.t0,
             autonomous=autonomous,
         )
-        self.y0 = y0
+        self.y0 = y0 if initial_states is None else initial_states
         self.solver = solver
         self.stepsize_controller = stepsize_controller
         self.adjoint = adjoint
@@ -248,7 +283,8 @@ class NeuralODE(AbstractModel):
     def vector_field(
         self, t: Scalar, y: Float[Array, "*state"]
     ) -> Float[Array, "*state"]:
-        """The learned $f_\\theta(t, y)$."""
+        """The learned $f_\\theta(t, y)$, for one state or for states stacked along
+        leading axes."""
         return self.field(jnp.asarray(t, self.y0.dtype), y, None)
 
     def _solve(self, t_end, saveat):
@@ -279,7 +315,8 @@ class NeuralODE(AbstractModel):
 
         - `ts`: increasing times, `ts[0] >= t0`.
 
-        **Returns:** an array of shape `(len(ts), *y0.shape)`.
+        **Returns:** an array of shape `(len(ts), *y0.shape)`, or
+        `(len(ts), trajectories, *y0.shape)` with `initial_states`.
         """
         ts = jnp.asarray(ts)
         if ts.ndim != 1 or ts.size == 0:
