@@ -9,6 +9,9 @@ tight tolerances (rtol 1e-11, atol 1e-12 in float64) on a dense grid:
 - **Adam→LM**: an Adam warm-up (learning rate 1e-2 decaying to 1e-4), then
   `odefit.LevenbergMarquardt` on a fixed grid, in one `odefit.fit_stages` call;
 - **Adam→L-BFGS**: the same warm-up, then `optax.lbfgs()` on the same grid;
+- **causal Adam→LM**: the same, with the residual causally weighted in time
+  (`odefit.CausalWeighting`, epsilon 1, 32 chunks) during the warm-up and the
+  first half of the polish;
 - **marching Adam→LM**: `odefit.fit_marching`, windows chosen from the problem
   (`odefit.auto_breakpoints`), each window Adam→LM;
 - **Adam (same time)**: `odefit.fit` with its defaults (Adam 3e-3 decaying, 256
@@ -138,6 +141,7 @@ class Case:
     lm: int = 0  # Levenberg–Marquardt steps (single network); 0: not run
     lbfgs: int = 0  # L-BFGS steps; 0: not run
     march: dict | None = None  # fit_marching recipe
+    causal: float = 0.0  # epsilon of the causal Adam→LM run; 0: not run
     float32: bool = False  # also Adam→LM in float32
     inverse: bool = False
     bar: float | None = None  # the target relative L2
@@ -165,7 +169,7 @@ CASES = [
         2,
         256,
         500,
-        lm=400,
+        lm=600,
         lbfgs=1000,
         float32=True,
         bar=1e-6,
@@ -174,11 +178,12 @@ CASES = [
     Case(
         "Lotka–Volterra [0, 10]",
         lambda d: lotka_volterra(10.0, d),
-        32,
+        24,
         3,
-        512,
-        2000,
-        lm=300,
+        256,
+        3000,
+        lm=400,
+        causal=1.0,
         march=dict(max_change=1.0, width=20, depth=2, points=128, adam=300, lm=100),
         bar=1e-4,
         bar_method="marching Adam→LM",
@@ -197,9 +202,9 @@ CASES = [
     Case(
         "Van der Pol μ=1 [0, 10]",
         van_der_pol,
-        32,
+        24,
         3,
-        512,
+        256,
         2000,
         lm=300,
         march=dict(max_change=1.0, width=20, depth=2, points=128, adam=300, lm=100),
@@ -275,6 +280,28 @@ def run_single(case, method, *, dtype=jnp.float64, seconds=None, key):
         stages = [
             (adam_warmup(case.adam), case.adam),
             (odefit.LevenbergMarquardt(points=case.points), case.lm),
+        ]
+    elif method == "causal Adam→LM":
+        # Causal weighting in the warm-up and the first half of the polish (on
+        # uniform points redrawn each step, no growing window), then plain LM.
+        eps, chunks = case.causal, 32
+        stages = [
+            (
+                odefit.CausalWeighting(
+                    adam_warmup(case.adam), epsilon=eps, chunks=chunks
+                ),
+                case.adam,
+                odefit.Uniform(256),
+            ),
+            (
+                odefit.CausalWeighting(
+                    odefit.LevenbergMarquardt(points=case.points),
+                    epsilon=eps,
+                    chunks=chunks,
+                ),
+                case.lm // 2,
+            ),
+            (odefit.LevenbergMarquardt(points=case.points), case.lm - case.lm // 2),
         ]
     elif method == "Adam→L-BFGS":
         stages = [
@@ -354,6 +381,8 @@ def run_case(case, key, log):
         record(run_single(case, "Adam→LM", key=key), jnp.float64)
     if case.lbfgs:
         record(run_single(case, "Adam→L-BFGS", key=key), jnp.float64)
+    if case.causal:
+        record(run_single(case, "causal Adam→LM", key=key), jnp.float64)
     if case.march:
         record(run_marching(case, key=key), jnp.float64)
     if case.float32:
