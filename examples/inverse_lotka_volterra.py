@@ -172,14 +172,15 @@ def draw(runs, path):
     for k, (noise, *_, estimate) in enumerate(runs):
         ax.bar(
             np.arange(4) + k * width,
-            estimate / np.array(TRUE),
+            100 * (estimate / np.array(TRUE) - 1),
             width,
             label=f"{100 * noise:g}% noise",
         )
-    ax.axhline(1.0, color="k", lw=0.8)
-    ax.axhline(0.5, color="grey", lw=0.8, ls=":", label="start")
+    ax.axhline(0.0, color="k", lw=0.8)
+    ax.axhline(-50.0, color="grey", lw=0.8, ls=":", label="start (-50%)")
+    ax.set_yscale("symlog", linthresh=0.1)
     ax.set_xticks(np.arange(4) + 0.4 - width / 2, NAMES)
-    ax.set(ylabel="identified / true", ylim=(0.4, 1.1), title="identified rates")
+    ax.set(ylabel="identified - true [% of true]", title="identified rates")
     ax.legend(fontsize="small")
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
