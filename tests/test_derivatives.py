@@ -155,6 +155,7 @@ def test_taylor_agrees_with_nested_jvp_float64(activation, getkey):
             )
 
 
+@SLOW
 def test_taylor_agrees_with_nested_jvp_float32(getkey):
     fn = _mlp(jnp.tanh, getkey(), dtype=jnp.float32)
     t = jnp.asarray(0.3, jnp.float32)
@@ -179,7 +180,7 @@ def test_under_jit_and_vmap(getkey):
         )
 
 
-@pytest.mark.parametrize("activation", ["tanh", "softplus"])
+@pytest.mark.parametrize("activation", ["tanh", pytest.param("softplus", marks=SLOW)])
 def test_parameter_gradients_through_taylor_mode(activation, getkey):
     """What `fit` needs: the gradient of a residual loss with respect to the weights,
     through the time derivatives, is the same in Taylor mode and nested jvp."""

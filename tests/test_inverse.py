@@ -73,6 +73,7 @@ def test_identifies_a_decay_rate(getkey):
         observations=data,
         key=getkey(),
         progress=False,
+        chunk_size=300,  # one compiled chunk: compiles fastest
     )
     assert result.stop_reason == "completed"
     assert {"residual", "data"} <= set(result.history)

@@ -87,6 +87,7 @@ def test_non_autonomous_field_sees_time(decay, getkey):
     assert model.predict(jnp.linspace(0.0, 2.0, 5)).shape == (5, 1)
 
 
+@pytest.mark.slow
 def test_several_trajectories(lotka_volterra, getkey):
     """`initial_states`: trajectories side by side, each integrated with the same
     learned field, equal to integrating each on its own."""
@@ -122,6 +123,7 @@ def test_several_trajectories(lotka_volterra, getkey):
         odefit.NeuralODE(lotka_volterra, initial_states=jnp.ones((2, 3)), key=getkey())
 
 
+@pytest.mark.slow
 def test_predict_under_jit(decay, getkey):
     model = odefit.NeuralODE(decay, width=8, depth=1, key=getkey())
     ts = jnp.linspace(0.0, 3.0, 7)
@@ -139,7 +141,7 @@ def _loss(model, ts, ys):
 @pytest.mark.parametrize(
     "adjoint",
     [
-        dfx.DirectAdjoint(),
+        pytest.param(dfx.DirectAdjoint(), marks=pytest.mark.slow),
         pytest.param(dfx.BacksolveAdjoint(), marks=pytest.mark.slow),
     ],
 )
@@ -246,21 +248,23 @@ def test_fit_learns_decay_and_extrapolates(decay, getkey):
 def test_fit_with_adam_decreases_the_loss(lotka_volterra, getkey):
     ts = jnp.linspace(0.0, 1.0, 11)
     data = odefit.Observations(ts, lotka_volterra.solve(ts))
-    model = odefit.NeuralODE(lotka_volterra, width=16, depth=2, key=getkey())
+    model = odefit.NeuralODE(lotka_volterra, width=8, depth=1, key=getkey())
     result = odefit.fit(
         lotka_volterra,
         model,
-        steps=200,
+        steps=100,
         optimizer=optax.adam(1e-2),
         observations=data,
         key=getkey(),
         progress=False,
+        chunk_size=100,  # one compiled chunk: compiles fastest
     )
     loss = result.history["loss"]
-    assert loss.shape == (200,)
-    assert loss[-1] < 0.1 * loss[0]
+    assert loss.shape == (100,)
+    assert loss[-1] < 0.25 * loss[0]
 
 
+@pytest.mark.slow
 def test_float32(getkey):
     problem = odefit.IVP(
         _decay, t0=0.0, t1=1.0, y0=jnp.array([1.0], jnp.float32), args=1.0

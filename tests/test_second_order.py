@@ -59,7 +59,7 @@ def test_vector_state_solve():
 
 
 def test_pinn_builds_both_initial_conditions_in_exactly(pendulum, getkey):
-    for _ in range(3):
+    for _ in range(2):
         model = odefit.PINN(pendulum, width=16, depth=2, key=getkey())
         t0 = jnp.asarray(0.0)
         y, dy = jax.jvp(model, (t0,), (jnp.ones_like(t0),))
@@ -133,15 +133,23 @@ def _fit_pendulum(pendulum, *, width, adam, lbfgs, points, key):
 
 
 def test_pendulum_fit_fast(pendulum, getkey):
-    """A short Adam warm-up then L-BFGS: a loose threshold (the slow test holds the
-    bar)."""
-    result = _fit_pendulum(
-        pendulum, width=16, adam=300, lbfgs=200, points=64, key=getkey()
+    """L-BFGS alone on a small grid (one compilation): a looser threshold than the
+    bar, which the slow test holds with the example's recipe."""
+    model = odefit.PINN(pendulum, width=16, depth=2, key=getkey())
+    result = odefit.fit(
+        pendulum,
+        model,
+        steps=300,
+        optimizer=optax.lbfgs(),
+        collocation=odefit.Grid(64),
+        key=getkey(),
+        progress=False,
+        chunk_size=300,  # one compiled chunk: compiles fastest
     )
     assert result.stop_reason == "completed"
     ts = jnp.linspace(0.0, 6.0, 301)
     error = odefit.relative_l2(result.model.predict(ts), pendulum.solve(ts))
-    assert error < 2e-2
+    assert error < 5e-3
 
 
 @pytest.mark.slow
