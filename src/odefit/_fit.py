@@ -456,7 +456,7 @@ def fit(
     - `steps`: the number of optimiser steps.
     - `optimizer`: any `optax.GradientTransformation` (L-BFGS included: it gets the
         value and a `value_fn`) or an odefit least-squares trainer. Default: Adam,
-        learning rate decaying exponentially from 1e-2 to 1e-4 over `steps`.
+        learning rate decaying exponentially from 3e-3 to 3e-5 over `steps`.
     - `collocation`: [`odefit.Uniform`][] (points redrawn each step; the default
         for optax is `Uniform(256, warmup=steps // 2)`, a window growing from
         $t_0$ over the first half of the run) or [`odefit.Grid`][] (fixed points;
