@@ -718,11 +718,11 @@ def fit_ensemble(
                     batch_size,
                     devices,
                 )
-                stats = jax.device_get(stats)
+                stats = _sharding.fetch(stats)
                 chunk_times.append((length, time.perf_counter() - tic))
                 history.append({k: np.asarray(v).T for k, v in stats.items()})
                 carry, done = new_carry, done + length
-                status = np.asarray(jax.device_get(carry[2]))
+                status = np.asarray(_sharding.fetch(carry[2]))
                 bar.update(length)
                 running = status == _RUNNING
                 if running.any():
@@ -739,9 +739,8 @@ def fit_ensemble(
         finally:
             bar.close()
 
-    accepted, current, status, at, _, _ = carry
-    status = np.array(jax.device_get(status))
-    at = np.array(jax.device_get(at))
+    accepted, current, status, at, _, _ = _sharding.fetch(carry)
+    status, at = np.array(status), np.array(at)
     # A running member whose last step made its parameters non-finite ends on
     # its accepted state, like a member whose loss became non-finite.
     bad_end = (status == _RUNNING) & ~_members_finite(current[0], n)

@@ -23,7 +23,6 @@ from typing import Any
 
 import equinox as eqx
 import jax
-import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
@@ -64,14 +63,17 @@ def mesh(devices: tuple[jax.Device, ...], axis: str) -> Mesh:
 def _place(tree: Any, sharding: NamedSharding) -> Any:
     arrays, rest = eqx.partition(tree, eqx.is_array)
     if jax.process_count() > 1:
-        # Every process holds the same global value (same script, same key);
-        # assemble it into one array over all hosts' devices.
-        arrays = jax.tree.map(
-            lambda x: jax.make_array_from_process_local_data(
-                sharding, np.asarray(x), x.shape
-            ),
-            arrays,
-        )
+        # Every process holds the same global value (same script, same key); each
+        # contributes the pieces its own devices hold.
+        def global_array(x):
+            if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+                return jax.random.wrap_key_data(
+                    global_array(jax.random.key_data(x)), impl=jax.random.key_impl(x)
+                )
+            x = np.asarray(x)
+            return jax.make_array_from_callback(x.shape, sharding, lambda i: x[i])
+
+        arrays = jax.tree.map(global_array, arrays)
     else:
         arrays = jax.device_put(arrays, sharding)
     return eqx.combine(arrays, rest)
@@ -140,9 +142,11 @@ def check_divisible(n: int, devices: tuple[jax.Device, ...] | None, what: str):
         )
 
 
-def gather(tree: Any) -> Any:
-    """`tree` with every array fetched to the host as a NumPy-backed jax array on
-    the default device (for results that outlive the mesh)."""
-    arrays, rest = eqx.partition(tree, eqx.is_array)
-    arrays = jax.tree.map(lambda x: jnp.asarray(jax.device_get(x)), arrays)
-    return eqx.combine(arrays, rest)
+def fetch(tree: Any) -> Any:
+    """`tree`'s arrays as NumPy arrays on this host, whole: `jax.device_get`, or
+    with several processes an all-gather of arrays split across hosts."""
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        return multihost_utils.process_allgather(tree, tiled=True)
+    return jax.device_get(tree)
