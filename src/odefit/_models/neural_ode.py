@@ -70,7 +70,8 @@ class NeuralODE(AbstractModel):
 
     $$\frac{dy}{dt} = f_\theta(t, y), \qquad y(t_0) = y_0,$$
 
-    with $y_0$ and $t_0$ taken from the problem. Fit it to observed trajectories with
+    with $t_0$ and $y_0$ taken from the problem (or several initial states, see
+    `initial_states`). Fit it to observed trajectories with
     [`odefit.fit`][] and [`odefit.Observations`][] (the data term is its only loss;
     there is no physics residual, the problem's own vector field is not used), then
     evaluate it anywhere, beyond the data included: `model.predict(ts)` integrates
@@ -82,9 +83,11 @@ class NeuralODE(AbstractModel):
 
     Gradients flow through the solve by the selected diffrax `adjoint`:
     `diffrax.RecursiveCheckpointAdjoint()` (default; discretise-then-optimise,
-    exact gradients of the discrete solve), `diffrax.ForwardMode()`, or
-    `diffrax.BacksolveAdjoint()` (optimise-then-discretise, constant memory,
-    gradients accurate to the solver tolerance).
+    exact gradients of the discrete solve), `diffrax.DirectAdjoint()` (the same
+    numbers, more memory), or `diffrax.BacksolveAdjoint()` (optimise-then-
+    discretise, constant memory, gradients accurate to the solver tolerance).
+    `diffrax.ForwardMode()` supports forward-mode differentiation only
+    (`jax.jvp`, `jax.jacfwd`); optax optimisers need reverse mode and cannot use it.
 
     A failed integration (e.g. `max_steps` reached because the learned dynamics
     blew up) returns `inf` at the times it did not reach, rather than raising, so
