@@ -17,7 +17,10 @@ tight tolerances (rtol 1e-11, atol 1e-12 in float64) on a dense grid:
 - **Adam (same time)**: `odefit.fit` with its defaults (Adam 3e-3 decaying, 256
   uniform points redrawn each step over a window growing from t0), on the same
   network, given as many steps as fit in the wall time of the slowest other method
-  of that problem — so the gain of the others is measured, not claimed.
+  of that problem (calibrated from a short run to use about 80% of the time, then
+  continued at the schedule's final learning rate 3e-5 until the time is used;
+  the step rate of a shared machine drifts) — so the gain of the others is
+  measured, not claimed.
 
 Columns: relative L2 error and max |error| against the reference; the error
 indicator `odefit.error_estimate(...).relative_l2` (the linearised error equation
@@ -309,22 +312,51 @@ def run_single(case, method, *, dtype=jnp.float64, seconds=None, key):
             (optax.lbfgs(), case.lbfgs, grid),
         ]
     elif method == "Adam (same time)":
-        # Calibrate the step rate, then give Adam the target wall time.
+        # Calibrate the step rate with chunks as long as the real run's (fit
+        # wakes the host about 100 times per run), then give Adam the target wall
+        # time, its compilation included.
         calibration = odefit.fit(
-            problem, model, steps=400, observations=data, key=fit_key, progress=False
+            problem,
+            model,
+            steps=600,
+            chunk_size=150,
+            observations=data,
+            key=fit_key,
+            progress=False,
         )
         compile_time = calibration.compile_time
         if not math.isfinite(compile_time):
             compile_time = 0.0
-        per_step = max((calibration.wall_time - compile_time) / 400, 1e-6)
-        steps = max(1000, int((seconds - compile_time) / per_step))
+        per_step = max((calibration.wall_time - compile_time) / 600, 1e-6)
+        # Aim at 80% of the time: the rest is topped up below, so that a machine
+        # that slows down does not make Adam overrun by much.
+        steps = max(1000, int(0.8 * (seconds - compile_time) / per_step))
         stages = [(None, steps)]
     else:
         raise ValueError(method)
     result = odefit.fit_stages(
         problem, model, stages, observations=data, key=fit_key, progress=False
     )
-    row = {"method": method, "steps": result.steps, "wall_time": result.wall_time}
+    steps, wall = result.steps, result.wall_time
+    if method == "Adam (same time)" and wall < 0.95 * seconds:
+        # The step rate of a shared machine drifts: if the run ended early, Adam
+        # continues at the schedule's final learning rate until the time is used.
+        compile_time = result.compile_time if math.isfinite(result.compile_time) else 0
+        per_step = max((wall - compile_time) / steps, 1e-6)
+        extra = int((seconds - wall) / per_step)
+        if extra >= 100:
+            result = odefit.fit(
+                result.problem,
+                result.model,
+                steps=extra,
+                optimizer=optax.adam(3e-5),
+                collocation=odefit.Uniform(256),
+                observations=data,
+                key=jr.fold_in(fit_key, 2),
+                progress=False,
+            )
+            steps, wall = steps + result.steps, wall + result.wall_time
+    row = {"method": method, "steps": steps, "wall_time": wall}
     row["stop_reason"] = result.stop_reason
     ts = jnp.linspace(truth.t0, truth.t1, 2001, dtype=dtype)
     row.update(score(result.problem, result.model, truth, ts))

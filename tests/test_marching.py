@@ -294,3 +294,29 @@ def test_bar_lotka_volterra_0_10():
     ts = jnp.linspace(0.0, 10.0, 2001)
     error = odefit.relative_l2(jax.vmap(result.model)(ts), problem.solve(ts))
     assert float(error) <= 1e-4
+
+
+def _marching_bar(problem, reference_points):
+    stages = [
+        (optax.adam(optax.exponential_decay(1e-2, 300, 1e-2)), 300),
+        (odefit.LevenbergMarquardt(points=128), 100),
+    ]
+    result = odefit.fit_marching(
+        problem, stages=stages, width=20, depth=2, key=jr.key(0), progress=False
+    )
+    ts = jnp.linspace(problem.t0, problem.t1, reference_points)
+    return float(odefit.relative_l2(jax.vmap(result.model)(ts), problem.solve(ts)))
+
+
+@pytest.mark.slow
+def test_bar_lotka_volterra_0_30():
+    assert _marching_bar(_lotka_volterra(30.0), 3001) <= 1e-3
+
+
+@pytest.mark.slow
+def test_bar_van_der_pol():
+    def field(t, y, args):
+        return jnp.stack([y[1], (1.0 - y[0] ** 2) * y[1] - y[0]])
+
+    problem = odefit.IVP(field, 0.0, 10.0, jnp.array([2.0, 0.0]))
+    assert _marching_bar(problem, 2001) <= 1e-3

@@ -68,7 +68,7 @@ def residuals_and_jacobian(
     """The residual terms at `params`, their stacked vector $r$, its Jacobian $J$
     with respect to the ravelled trainable parameters, and the unravel function.
 
-    For an [`odefit.Residuals`][] the pointwise terms are differentiated one
+    For a `Residuals` (what `fit` passes) the pointwise terms are differentiated one
     collocation point at a time; every other term, or any plain function, by the
     cheaper of forward and reverse mode for the Jacobian's shape.
     """
