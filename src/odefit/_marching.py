@@ -24,7 +24,7 @@ from ._custom_types import Key, Scalar
 from ._fit import FitResult
 from ._models.base import AbstractModel
 from ._models.pinn import PINN
-from ._problems import IVP, AbstractProblem, SecondOrderIVP
+from ._problems import IVP, AbstractProblem, SecondOrderIVP, _trajectory
 from ._stages import Stage, check_stages, concatenate_histories, fit_stages
 from ._unknown import has_unknowns, resolve_args
 
@@ -120,31 +120,6 @@ def _initial_state(problem: AbstractProblem):
     if isinstance(problem, SecondOrderIVP):
         return (problem.y0, problem.dy0)
     return problem.y0
-
-
-def _trajectory(field, t0: float, t1: float, y0, args, steps: int):
-    """States along a fixed-step RK4 integration (`steps + 1` of them)."""
-    dt = (t1 - t0) / steps
-
-    def rk4(y, i):
-        t = t0 + i * dt
-        k1 = field(t, y, args)
-        k2 = field(t + dt / 2, jax.tree.map(lambda a, b: a + dt / 2 * b, y, k1), args)
-        k3 = field(t + dt / 2, jax.tree.map(lambda a, b: a + dt / 2 * b, y, k2), args)
-        k4 = field(t + dt, jax.tree.map(lambda a, b: a + dt * b, y, k3), args)
-        y = jax.tree.map(
-            lambda a, b1, b2, b3, b4: a + dt / 6 * (b1 + 2 * b2 + 2 * b3 + b4),
-            y,
-            k1,
-            k2,
-            k3,
-            k4,
-        )
-        return y, y
-
-    dtype = jax.tree.leaves(y0)[0].dtype
-    _, ys = jax.lax.scan(rk4, y0, jnp.arange(steps, dtype=dtype))
-    return jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), y0, ys)
 
 
 def auto_breakpoints(

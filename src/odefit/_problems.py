@@ -206,13 +206,11 @@ def _diffrax_solve(
     return sol.ys
 
 
-def _rk4_peak(field, t0, t1, y0, args, steps: int = 256):
-    """The largest |state| met by a coarse fixed-step RK4 integration: a cheap
-    estimate of the solution's size, accurate to a few per cent, for scaling."""
+def _trajectory(field, t0: float, t1: float, y0, args, steps: int):
+    """States along a fixed-step RK4 integration (`steps + 1` of them)."""
     dt = (t1 - t0) / steps
 
-    def body(carry, i):
-        y, peak = carry
+    def rk4(y, i):
         t = t0 + i * dt
         k1 = field(t, y, args)
         k2 = field(t + dt / 2, jax.tree.map(lambda a, b: a + dt / 2 * b, y, k1), args)
@@ -226,13 +224,18 @@ def _rk4_peak(field, t0, t1, y0, args, steps: int = 256):
             k3,
             k4,
         )
-        peak = jax.tree.map(lambda p, a: jnp.maximum(p, jnp.abs(a)), peak, y)
-        return (y, peak), None
+        return y, y
 
     dtype = jax.tree.leaves(y0)[0].dtype
-    peak0 = jax.tree.map(jnp.abs, y0)
-    (_, peak), _ = jax.lax.scan(body, (y0, peak0), jnp.arange(steps, dtype=dtype))
-    return peak
+    _, ys = jax.lax.scan(rk4, y0, jnp.arange(steps, dtype=dtype))
+    return jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), y0, ys)
+
+
+def _rk4_peak(field, t0, t1, y0, args, steps: int = 256):
+    """The largest |state| met by a coarse fixed-step RK4 integration: a cheap
+    estimate of the solution's size, accurate to a few per cent, for scaling."""
+    path = _trajectory(field, t0, t1, y0, args, steps)
+    return jax.tree.map(lambda ys: jnp.max(jnp.abs(ys), axis=0), path)
 
 
 def _safe_scale(peak, fallback):
