@@ -1183,7 +1183,8 @@ def _speedup_to(t: dict, threshold: float, name: str) -> list[str]:
             f"eager had not reached it after {eager['final_s']:.0f} s, at "
             f"{eager['final_error']:.2e})"
         )
-    return [f"{name} reached {threshold:g} {text} than PyTorch eager.", ""]
+    shown = f"{threshold:.0e}".replace("e-0", "e-")
+    return [f"{name} reached {shown} {text} than PyTorch eager.", ""]
 
 
 def markdown(results: dict) -> str:

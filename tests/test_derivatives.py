@@ -274,3 +274,28 @@ def test_bad_input():
 def test_accepts_a_python_float():
     out = odefit.derivatives(lambda t: t**2, 3.0, 2)
     np.testing.assert_allclose(out, (9.0, 6.0, 2.0))
+
+
+def test_taylor_products_with_constant_operands(getkey):
+    # Matrix products whose time-dependent operand is on either side, with batch
+    # and several free dimensions: Taylor mode applies them to all coefficients in
+    # one product; the numbers must equal nested jvp's.
+    a = jax.random.normal(getkey(), (3, 4))
+    b = jax.random.normal(getkey(), (2, 4, 5))
+    c = jax.random.normal(getkey(), (5,))
+
+    def fn(t):
+        x = jnp.sin(t * jnp.arange(1.0, 4.0))  # (3,)
+        m = jnp.tanh(jnp.outer(x, jnp.arange(1.0, 5.0)) * t)  # (3, 4)
+        left = x @ a  # series on the left: (4,)
+        right = a @ jnp.cos(t * jnp.arange(1.0, 5.0))  # series on the right: (3,)
+        batched = jnp.einsum("bij,bjk->bik", jnp.stack([m, m**2])[:, :2], b)
+        free = jnp.einsum("ij,bjk,k->bi", m, b, c)  # several free dimensions
+        return left.sum() * right, batched, free
+
+    t = jnp.asarray(0.7)
+    taylor = odefit.derivatives(fn, t, 3)
+    nested = odefit.derivatives(fn, t, 3, taylor=False)
+    assert _taylor(fn, t, 3) is not None
+    for got, want in zip(jax.tree.leaves(taylor), jax.tree.leaves(nested), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)

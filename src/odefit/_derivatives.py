@@ -52,19 +52,30 @@ def _body(eqn):
     return None
 
 
-def _has_taylor_rules(jaxpr) -> bool:
-    """Whether every primitive of `jaxpr` (calls inlined) has a Taylor rule."""
+def _has_taylor_rules(jaxpr, dependent) -> bool:
+    """Whether every operation of `jaxpr` (calls inlined) that depends on time has
+    a Taylor rule; `dependent` flags the inputs that do (operations on constants
+    only, such as `jnp.arange`, need none)."""
+    timed = {v for v, d in zip(jaxpr.invars, dependent, strict=True) if d}
+
+    def depends(var):
+        return not isinstance(var, jex.Literal) and var in timed
+
     for eqn in jaxpr.eqns:
+        inputs = [depends(v) for v in eqn.invars]
+        if not any(inputs):
+            continue
         if eqn.primitive.name in _INLINED:
             body = _body(eqn)
             if body is None:
                 return False
             if isinstance(body, jex.ClosedJaxpr):
                 body = body.jaxpr
-            if not _has_taylor_rules(body):
+            if not _has_taylor_rules(body, inputs):
                 return False
         elif eqn.primitive not in jet.jet_rules:
             return False
+        timed.update(eqn.outvars)
     return True
 
 
@@ -214,7 +225,7 @@ def _taylor(fn, t, order):
     """`(y, y', ..., y^(order))` in one Taylor-mode pass, or `None` when some
     operation of `fn` has no Taylor rule."""
     closed, out_shape = jax.make_jaxpr(fn, return_shape=True)(t)
-    if not _has_taylor_rules(closed.jaxpr):
+    if not _has_taylor_rules(closed.jaxpr, [True]):
         return None
     treedef = jtu.tree_structure(out_shape)
     # t + ε: coefficients (t, 1, 0, ..., 0).
