@@ -234,7 +234,7 @@ def test_bad_input_is_named():
         )
     with pytest.raises(TypeError, match="`key` must be a jax.random key"):
         odefit.fit_ensemble(problems, models, steps=5, key=0, progress=False)
-    with pytest.raises(ValueError, match="`batch_size` must be None or an integer"):
+    with pytest.raises(ValueError, match="`batch_size` must be .auto., None or an integer"):
         odefit.fit_ensemble(problems, models, batch_size=0, **kwargs)
     with pytest.raises(ValueError, match="`steps` must be an integer"):
         odefit.fit_ensemble(problems, models, steps=0, key=jr.key(1))
@@ -277,3 +277,16 @@ def test_batch_size_and_unknowns_match_vmap_and_fit():
     assert float(vmapped[1].args) == pytest.approx(float(alone.args), rel=1e-10)
     assert float(alone.args) != 2.0
     assert float(vmapped[1].problem.args.value) == pytest.approx(float(alone.args))
+
+
+def test_batch_size_auto():
+    from odefit._ensemble import _check_batch_size
+
+    on_cpu = jax.default_backend() == "cpu"
+    assert _check_batch_size("auto", 64, None) == (8 if on_cpu else None)
+    assert _check_batch_size("auto", 8, None) is None
+    assert _check_batch_size("auto", 64, jax.devices()) is None
+    assert _check_batch_size(None, 64, None) is None
+    assert _check_batch_size(3, 64, None) == 3
+    with pytest.raises(ValueError, match="got 'fast'"):
+        _check_batch_size("fast", 64, None)
