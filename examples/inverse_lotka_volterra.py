@@ -36,6 +36,11 @@ def lotka_volterra(t, y, args):
     return jnp.stack([alpha * x - beta * x * z, -gamma * z + delta * x * z])
 
 
+# One optimiser object for every noise level: optax transformations are closures,
+# and a new one would make `fit` compile its loop again.
+LBFGS = optax.lbfgs()
+
+
 def identify(
     noise,
     *,
@@ -72,7 +77,7 @@ def identify(
         warm.problem,
         warm.model,
         steps=lbfgs_steps,
-        optimizer=optax.lbfgs(),
+        optimizer=LBFGS,
         collocation=odefit.Grid(points),
         observations=data,
         key=jr.key(seed + 2),
