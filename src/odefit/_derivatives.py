@@ -106,17 +106,12 @@ _JOINTLY_LINEAR = frozenset(
         "slice",
         "rev",
         "copy",
-        "copy_p",
     }
 )
-# Primitives linear in each operand while the others are held fixed: with one
-# operand that depends on time they are linear maps of its coefficients.
-_LINEAR_IN_EACH = frozenset({"mul"})
 
 
 def _stacked(prim, params, args, axes):
-    """`prim` applied to every coefficient at once, as one batched operation: a
-    matrix product with constant weights becomes one larger product."""
+    """`prim` applied to every coefficient at once, as one batched operation."""
     return jax.vmap(lambda *a: prim.bind(*a, **params), in_axes=axes)(*args)
 
 
@@ -161,14 +156,13 @@ def _propagate_eqn(eqn, inputs, order) -> list:
         out = prim.bind(*inputs, **eqn.params)
         return list(out) if prim.multiple_results else [out]
     if prim.name in _JOINTLY_LINEAR:
-        args = [
-            x.coefficients if s else _zero_padded(x, order)
-            for x, s in zip(inputs, is_series, strict=True)
-        ]
+        args = [x.coefficients if s else _zero_padded(x, order) for x, s in pairs]
         return [_Series(_stacked(prim, eqn.params, args, 0))]
     if prim.name == "dot_general" and sum(is_series) == 1:
         return [_Series(_dot_general(*inputs, eqn.params))]
-    if (prim.name in _LINEAR_IN_EACH and sum(is_series) == 1) or (
+    # A product with one time-dependent factor, or a quotient with a constant
+    # denominator, is linear in the time-dependent operand.
+    if (prim.name == "mul" and sum(is_series) == 1) or (
         prim.name == "div" and is_series == [True, False]
     ):
         args = [x.coefficients if s else x for x, s in pairs]
@@ -177,8 +171,7 @@ def _propagate_eqn(eqn, inputs, order) -> list:
     # Anything else: `jet`'s rule for the primitive, on normalised coefficients.
     primals = [x.coefficients[0] if s else x for x, s in pairs]
     series = [
-        list(x.coefficients[1:]) if s else [jnp.zeros_like(x)] * order
-        for x, s in zip(inputs, is_series, strict=True)
+        list(x.coefficients[1:]) if s else [jnp.zeros_like(x)] * order for x, s in pairs
     ]
     primal_out, series_out = jet.jet_rules[prim](primals, series, **eqn.params)
     if not prim.multiple_results:

@@ -315,8 +315,7 @@ def _check_batch_size(batch_size, members: int, devices) -> int | None:
         or batch_size < 1
     ):
         raise ValueError(
-            "`batch_size` must be 'auto', None or an integer >= 1, got "
-            f"{batch_size!r}."
+            f"`batch_size` must be 'auto', None or an integer >= 1, got {batch_size!r}."
         )
     return batch_size
 
