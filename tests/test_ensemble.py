@@ -234,7 +234,7 @@ def test_bad_input_is_named():
         )
     with pytest.raises(TypeError, match="`key` must be a jax.random key"):
         odefit.fit_ensemble(problems, models, steps=5, key=0, progress=False)
-    with pytest.raises(ValueError, match="`batch_size` must be .auto., None or an integer"):
+    with pytest.raises(ValueError, match="`batch_size` must be .auto., None or an"):
         odefit.fit_ensemble(problems, models, batch_size=0, **kwargs)
     with pytest.raises(ValueError, match="`steps` must be an integer"):
         odefit.fit_ensemble(problems, models, steps=0, key=jr.key(1))
