@@ -50,6 +50,15 @@ def _trip(step):
         raise RuntimeError("simulated crash")
 
 
+@pytest.fixture
+def default_sigint():
+    """Python's own SIGINT handler for the test: `fit` only takes Ctrl-C over from
+    it, and a test run started in the background inherits an ignored SIGINT."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 class Tripwire(odefit.AbstractCollocation):
     """Uniform points, and a call to `_trip` with the step number."""
 
@@ -245,7 +254,7 @@ def test_checkpoint_of_another_model_or_problem(uninterrupted, tmp_path):
 # --- resuming fits ---------------------------------------------------------------
 
 
-def test_interrupted_fit_resumes_bit_identical(uninterrupted, tmp_path):
+def test_interrupted_fit_resumes_bit_identical(uninterrupted, tmp_path, default_sigint):
     path = tmp_path / "run.ckpt"
     TRIP["interrupt_at"] = 25
     first = fit(checkpoint_path=path)
@@ -318,7 +327,7 @@ def test_failed_checkpoint_write_does_not_lose_the_fit(
     assert not (tmp_path / "run.ckpt").exists()
 
 
-def test_second_ctrl_c_interrupts_at_once():
+def test_second_ctrl_c_interrupts_at_once(default_sigint):
     guard = _InterruptGuard(verbose=False)
     with guard:
         assert signal.getsignal(signal.SIGINT) == guard._handle
