@@ -295,9 +295,9 @@ def _member_keys(key, n: int):
 
 
 # Members per batch that `batch_size="auto"` runs on a CPU. Measured with 64
-# oscillator PINNs (width 64, 256 points) on 2 cores: batches of 4-16 members
-# trained 1.4-1.6x faster than 64 sequential fits, all 64 at once only 1.07x (the
-# activations of every member no longer fit in the cache); benchmarks/README.md.
+# oscillator PINNs (width 64, 256 points) on 2 cores: 8 members per batch trained
+# 1.10x faster than 64 sequential fits, all 64 at once 0.87x, 4 or 16 per batch
+# about 1.0x; benchmarks/README.md.
 _CPU_BATCH = 8
 
 
@@ -558,10 +558,10 @@ def fit_ensemble(
     - `batch_size`: an integer `k` runs `k` members at a time inside the
         compiled step (`jax.lax.map(..., batch_size=k)`); `None` vectorises all
         members at once. `"auto"` (default) is 8 on a CPU and `None` on an
-        accelerator or with `devices`: on a CPU a batch that stays in the cache is
-        faster than all members at once (measured 1.6x against 1.07x over
-        sequential fits for 64 members), and on a GPU one batch of every member
-        uses the device best. The results do not depend on it, to rounding.
+        accelerator or with `devices`: on a CPU small batches are faster than all
+        members at once (measured 1.10x against 0.87x the speed of sequential
+        fits, for 64 members), and on a GPU one batch of every member uses the
+        device best. The results do not depend on it, to rounding.
     - `devices`: split the members across these devices (e.g. `jax.devices()`);
         the number of members must be divisible by their number. Members never
         communicate, so this scales across devices and hosts (after
