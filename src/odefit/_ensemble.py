@@ -36,12 +36,12 @@ from ._fit import (
     _InterruptGuard,
     _pick_chunk,
     _with_args,
+    check_model_matches,
     train_step,
 )
 from ._losses import check_weights, loss_terms
 from ._metrics import relative_l2
 from ._models.base import AbstractModel
-from ._models.pinn import PINN
 from ._observations import Observations
 from ._problems import AbstractProblem
 from ._trainers import AbstractTrainer, as_trainer
@@ -259,23 +259,6 @@ def _batch_size(tree: Any, name: str) -> int:
 
 def _arrays(tree: Any) -> list:
     return [x for x in jtu.tree_leaves(tree) if eqx.is_array(x)]
-
-
-def _check_member(problem: AbstractProblem, model: AbstractModel) -> None:
-    """The checks `fit` makes of a model against its problem, for one member."""
-    if isinstance(model, PINN) and (model.t0, model.t1) != (problem.t0, problem.t1):
-        raise ValueError(
-            f"`models` were built for [{model.t0}, {model.t1}] but `problems` are on "
-            f"[{problem.t0}, {problem.t1}]."
-        )
-    if isinstance(model, PINN) and (
-        model.shape != problem.state.shape or model.scale.dtype != problem.state.dtype
-    ):
-        raise ValueError(
-            f"`models` predict shape {model.shape} and dtype {model.scale.dtype} but "
-            f"the problems' state has shape {problem.state.shape} and dtype "
-            f"{problem.state.dtype}; build each model from its problem."
-        )
 
 
 def _member_keys(key, n: int):
@@ -643,7 +626,7 @@ def fit_ensemble(
         batched_problems = _stack(problem_list, "problems", dtype)
     else:
         batched_problems = _broadcast(shared_problem, n)
-    _check_member(problem0, _member(batched_models, 0))
+    check_model_matches(problem0, _member(batched_models, 0), ensemble=True)
 
     steps = _check_steps(steps)
     trainer = as_trainer(optimizer, steps)

@@ -70,6 +70,41 @@ class FitResult(eqx.Module):
     compile_time: float = eqx.field(static=True)
 
 
+def check_model_matches(problem, model, *, ensemble: bool = False) -> None:
+    """A PINN must be built for its problem's interval, shape and dtype. With
+    `ensemble=True` the messages speak of `fit_ensemble`'s `models`/`problems`."""
+    if not isinstance(model, PINN):
+        return
+    built, on, predicts, state, advice = (
+        (
+            "`models` were",
+            "`problems` are",
+            "`models` predict",
+            "the problems'",
+            "build each model from its problem",
+        )
+        if ensemble
+        else (
+            "`model` was",
+            "`problem` is",
+            "`model` predicts",
+            "`problem`'s",
+            "build the model from this problem",
+        )
+    )
+    if (model.t0, model.t1) != (problem.t0, problem.t1):
+        raise ValueError(
+            f"{built} built for [{model.t0}, {model.t1}] but {on} on "
+            f"[{problem.t0}, {problem.t1}]."
+        )
+    if model.shape != problem.state.shape or model.scale.dtype != problem.state.dtype:
+        raise ValueError(
+            f"{predicts} shape {model.shape} and dtype {model.scale.dtype} but "
+            f"{state} state has shape {problem.state.shape} and dtype "
+            f"{problem.state.dtype}; {advice}."
+        )
+
+
 def _check_steps(steps) -> int:
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
         raise ValueError(f"`steps` must be an integer >= 1, got {steps!r}.")
@@ -520,19 +555,7 @@ def fit(
             f"`model` must be an odefit model such as odefit.PINN, got "
             f"{type(model).__name__}."
         )
-    if isinstance(model, PINN) and (model.t0, model.t1) != (problem.t0, problem.t1):
-        raise ValueError(
-            f"`model` was built for [{model.t0}, {model.t1}] but `problem` is on "
-            f"[{problem.t0}, {problem.t1}]."
-        )
-    if isinstance(model, PINN) and (
-        model.shape != problem.state.shape or model.scale.dtype != problem.state.dtype
-    ):
-        raise ValueError(
-            f"`model` predicts shape {model.shape} and dtype {model.scale.dtype} but "
-            f"`problem`'s state has shape {problem.state.shape} and dtype "
-            f"{problem.state.dtype}; build the model from this problem."
-        )
+    check_model_matches(problem, model)
     steps = _check_steps(steps)
     trainer = as_trainer(optimizer, steps)
     if collocation is None:
