@@ -280,13 +280,18 @@ def test_batch_size_and_unknowns_match_vmap_and_fit():
 
 
 def test_batch_size_auto():
-    from odefit._ensemble import _check_batch_size
+    from odefit._ensemble import _CPU_BATCH_WORK, _check_batch_size
 
     on_cpu = jax.default_backend() == "cpu"
-    assert _check_batch_size("auto", 64, None) == (8 if on_cpu else None)
-    assert _check_batch_size("auto", 8, None) is None
-    assert _check_batch_size("auto", 64, jax.devices()) is None
-    assert _check_batch_size(None, 64, None) is None
-    assert _check_batch_size(3, 64, None) == 3
+    big = 256 * 8513  # points x weights of a width-64, depth-3 PINN on 256 points
+    assert _check_batch_size("auto", 64, None, big) == (8 if on_cpu else None)
+    assert _check_batch_size("auto", 64, None, 64 * 593) is None  # small networks
+    assert _check_batch_size("auto", 8, None, big) is None
+    assert _check_batch_size("auto", 64, None, 2 * _CPU_BATCH_WORK) == (
+        1 if on_cpu else None
+    )
+    assert _check_batch_size("auto", 64, jax.devices(), big) is None
+    assert _check_batch_size(None, 64, None, big) is None
+    assert _check_batch_size(3, 64, None, big) == 3
     with pytest.raises(ValueError, match="got 'fast'"):
-        _check_batch_size("fast", 64, None)
+        _check_batch_size("fast", 64, None, big)

@@ -277,19 +277,22 @@ def _member_keys(key, n: int):
     return jr.split(key, n)
 
 
-# Members per batch that `batch_size="auto"` runs on a CPU. Measured with 64
-# oscillator PINNs (width 64, 256 points) on 2 cores: 8 members per batch trained
-# 1.10x faster than 64 sequential fits, all 64 at once 0.87x, 4 or 16 per batch
-# about 1.0x; benchmarks/README.md.
-_CPU_BATCH = 8
+# The work of one batch that `batch_size="auto"` aims at on a CPU, in points x
+# trainable weights per step: that of 8 members of a width-64, depth-3, 256-point
+# oscillator PINN. Measured with 64 members on 2 cores (benchmarks/README.md): for
+# that network, 8 per batch trained 1.10x faster than sequential fits and all 64 at
+# once 0.87x; for a width-16, 64-point one (60x less work per member), all at once
+# was fastest, 1.87x, against 1.38x with 8 per batch.
+_CPU_BATCH_WORK = 8 * 256 * 8513
 
 
-def _check_batch_size(batch_size, members: int, devices) -> int | None:
+def _check_batch_size(batch_size, members: int, devices, work: int) -> int | None:
+    """`work`: collocation points times trainable weights of one member."""
     if isinstance(batch_size, str) and batch_size == "auto":
-        on_cpu = jax.default_backend() == "cpu"
-        if devices is None and on_cpu and members > _CPU_BATCH:
-            return _CPU_BATCH
-        return None
+        if devices is not None or jax.default_backend() != "cpu":
+            return None
+        batch = max(_CPU_BATCH_WORK // max(work, 1), 1)
+        return None if batch >= members else batch
     if batch_size is None:
         return None
     if (
@@ -540,11 +543,13 @@ def fit_ensemble(
         keys, one per member.
     - `batch_size`: an integer `k` runs `k` members at a time inside the
         compiled step (`jax.lax.map(..., batch_size=k)`); `None` vectorises all
-        members at once. `"auto"` (default) is 8 on a CPU and `None` on an
-        accelerator or with `devices`: on a CPU small batches are faster than all
-        members at once (measured 1.10x against 0.87x the speed of sequential
-        fits, for 64 members), and on a GPU one batch of every member uses the
-        device best. The results do not depend on it, to rounding.
+        members at once. `"auto"` (default) is `None` on an accelerator or with
+        `devices`; on a CPU it batches members up to a fixed amount of work per
+        step (collocation points times weights): 8 members of a width-64,
+        256-point PINN, all members of small networks. Measured on 2 cores with
+        64 members: width 64, 256 points: 8 per batch 1.10x the speed of
+        sequential fits, all at once 0.87x; width 16, 64 points: all at once
+        1.87x, 8 per batch 1.38x. The results do not depend on it, to rounding.
     - `devices`: split the members across these devices (e.g. `jax.devices()`);
         the number of members must be divisible by their number. Members never
         communicate, so this scales across devices and hosts (after
@@ -643,7 +648,6 @@ def fit_ensemble(
     weights = check_weights(weights)
     keys = _member_keys(key, n)
     devices = _sharding.check_devices(devices)
-    batch_size = _check_batch_size(batch_size, n, devices)
     _sharding.check_divisible(n, devices, "The number of members")
     chunk = _pick_chunk(steps, chunk_size)
 
@@ -654,6 +658,9 @@ def fit_ensemble(
             args_mask(batched_problems.args),
         ),
     )
+    member_weights = sum(x.size for x in jtu.tree_leaves(params)) // n
+    work = getattr(collocation, "n", 256) * member_weights
+    batch_size = _check_batch_size(batch_size, n, devices, work)
     colloc_state = collocation.init(problem0.t0, problem0.t1, dtype)
     # The problems' own `args` are not read by the loss: `train_step` passes the
     # args rebuilt from `params` and `static` (with `Unknown`s being trained).
