@@ -4,8 +4,8 @@ forward mode or nested reverse mode?
 A PINN's residual needs $y^{(k)}(t)$ at every collocation point. Three ways to get
 it in JAX:
 
-- **Taylor mode** (`odefit.derivatives`, `jax.experimental.jet`): one pass of a
-  truncated Taylor series, all orders at once;
+- **Taylor mode** (`odefit.derivatives`): one pass of a truncated Taylor series,
+  all orders at once, linear layers taking every coefficient in one product;
 - **nested forward** (`odefit.derivatives(..., taylor=False)`): $k$ nested
   `jax.jvp`s;
 - **nested reverse**: $k$ nested `jax.grad`s, the structure of a PyTorch PINN's

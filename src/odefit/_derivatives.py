@@ -260,13 +260,14 @@ def derivatives(
     `jax.jvp`; higher orders use Taylor mode: the truncated series
     $t + \varepsilon$ pushed through `fn` once. Layers that are linear in their
     time-dependent input (a matrix product with the weights) take all the series
-    coefficients in one product, so a second-order PINN's training step is about
-    1.2x faster than with two nested `jax.jvp`s, and 1.5-1.7x at orders 3-4
-    (`benchmarks/README.md`, "Derivatives"). Functions with custom derivative rules
-    (`jax.nn.softplus`, `jax.nn.relu`, ...) are expanded through their primal
-    implementation. If `fn` uses an operation with no Taylor rule (`jnp.arctan`,
-    control flow such as `lax.scan` or a diffrax solve), or with `taylor=False`, the
-    derivatives come from nested `jax.jvp`s instead: the same numbers to rounding.
+    coefficients in one product, so a training step on second derivatives is
+    1.1-1.3x faster than with two nested `jax.jvp`s, and 1.3-1.7x at orders 3-4
+    (measured on CPU; `benchmarks/README.md`, "Derivatives"). Functions with
+    custom derivative rules (`jax.nn.softplus`, `jax.nn.relu`, ...) are expanded
+    through their primal implementation. If `fn` uses an operation with no Taylor
+    rule (`jnp.arctan`, control flow such as `lax.scan` or a diffrax solve), or with
+    `taylor=False`, the derivatives come from nested `jax.jvp`s instead: the same
+    numbers to rounding.
 
     **Arguments:**
 
