@@ -52,31 +52,8 @@ def _body(eqn):
     return None
 
 
-def _has_taylor_rules(jaxpr, dependent) -> bool:
-    """Whether every operation of `jaxpr` (calls inlined) that depends on time has
-    a Taylor rule; `dependent` flags the inputs that do (operations on constants
-    only, such as `jnp.arange`, need none)."""
-    timed = {v for v, d in zip(jaxpr.invars, dependent, strict=True) if d}
-
-    def depends(var):
-        return not isinstance(var, jex.Literal) and var in timed
-
-    for eqn in jaxpr.eqns:
-        inputs = [depends(v) for v in eqn.invars]
-        if not any(inputs):
-            continue
-        if eqn.primitive.name in _INLINED:
-            body = _body(eqn)
-            if body is None:
-                return False
-            if isinstance(body, jex.ClosedJaxpr):
-                body = body.jaxpr
-            if not _has_taylor_rules(body, inputs):
-                return False
-        elif eqn.primitive not in jet.jet_rules:
-            return False
-        timed.update(eqn.outvars)
-    return True
+class _NoTaylorRule(Exception):
+    """An operation that depends on time has no Taylor rule: use nested `jvp`."""
 
 
 class _Series(eqx.Module):
@@ -149,6 +126,8 @@ def _propagate_eqn(eqn, inputs, order) -> list:
     pairs = list(zip(inputs, is_series, strict=True))
     if prim.name in _INLINED:
         body = _body(eqn)
+        if body is None:
+            raise _NoTaylorRule(prim.name)
         if isinstance(body, jex.ClosedJaxpr):
             return _propagate(body.jaxpr, body.consts, inputs, order)
         return _propagate(body, (), inputs, order)
@@ -169,11 +148,14 @@ def _propagate_eqn(eqn, inputs, order) -> list:
         axes = [0 if s else None for s in is_series]
         return [_Series(_stacked(prim, eqn.params, args, axes))]
     # Anything else: `jet`'s rule for the primitive, on normalised coefficients.
+    rule = jet.jet_rules.get(prim)
+    if rule is None:
+        raise _NoTaylorRule(prim.name)
     primals = [x.coefficients[0] if s else x for x, s in pairs]
     series = [
         list(x.coefficients[1:]) if s else [jnp.zeros_like(x)] * order for x, s in pairs
     ]
-    primal_out, series_out = jet.jet_rules[prim](primals, series, **eqn.params)
+    primal_out, series_out = rule(primals, series, **eqn.params)
     if not prim.multiple_results:
         primal_out, series_out = [primal_out], [series_out]
     elif series_out is not jet.zero_series:
@@ -218,12 +200,13 @@ def _taylor(fn, t, order):
     """`(y, y', ..., y^(order))` in one Taylor-mode pass, or `None` when some
     operation of `fn` has no Taylor rule."""
     closed, out_shape = jax.make_jaxpr(fn, return_shape=True)(t)
-    if not _has_taylor_rules(closed.jaxpr, [True]):
-        return None
     treedef = jtu.tree_structure(out_shape)
     # t + ε: coefficients (t, 1, 0, ..., 0).
     time = _Series(_zero_padded(t, order).at[1].set(1))
-    outs = _propagate(closed.jaxpr, closed.consts, [time], order)
+    try:
+        outs = _propagate(closed.jaxpr, closed.consts, [time], order)
+    except _NoTaylorRule:
+        return None
     coefficients = [
         x.coefficients if isinstance(x, _Series) else _zero_padded(x, order)
         for x in outs
