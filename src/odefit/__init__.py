@@ -25,6 +25,7 @@ from ._error_estimate import (
     error_estimate as error_estimate,
 )
 from ._fit import FitResult as FitResult, fit as fit
+from ._lbfgs import LBFGS as LBFGS
 from ._least_squares import (
     GaussNewton as GaussNewton,
     LevenbergMarquardt as LevenbergMarquardt,
