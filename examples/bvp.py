@@ -7,14 +7,13 @@ boundary values exactly:
   form), checked against the shooting reference (`BVP.solve`: diffrax +
   optimistix Newton on the initial slope).
 
-Each is an Adam warm-up then L-BFGS on a fixed grid."""
+Each is an Adam warm-up then L-BFGS (`odefit.LBFGS`) on a fixed grid."""
 
 import dataclasses
 
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
-import optax
 from _cli import OUTPUT, Timer, report, run
 
 import odefit
@@ -47,7 +46,7 @@ def solve(problem, *, adam_steps, lbfgs_steps, width, depth, points, seed, progr
         problem,
         warm.model,
         steps=lbfgs_steps,
-        optimizer=optax.lbfgs(),
+        optimizer=odefit.LBFGS(),
         collocation=odefit.Grid(points),
         key=jr.key(seed + 2),
         progress=progress,

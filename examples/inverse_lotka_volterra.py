@@ -8,9 +8,9 @@ every rate starting at half its true value (1.5, 1, 3, 1).
 Each rate is an `odefit.Unknown(..., positive=True)` (trained as its logarithm, so
 it stays positive); `fit` learns them jointly with a PINN that must both satisfy
 the ODE with those rates and pass through the data. `FitResult.args` holds the
-identified values. An Adam warm-up, then L-BFGS on a fixed grid. The same run
-without noise shows how far the method goes when the data are exact. Runs in
-float64: identifying rates to a fraction of a per cent needs it."""
+identified values. An Adam warm-up, then L-BFGS (`odefit.LBFGS`) on a fixed
+grid. The same run without noise shows how far the method goes when the data are
+exact. Runs in float64: identifying rates to a fraction of a per cent needs it."""
 
 import dataclasses
 
@@ -21,7 +21,6 @@ jax.config.update("jax_enable_x64", True)
 import jax.numpy as jnp  # noqa: E402
 import jax.random as jr  # noqa: E402
 import numpy as np  # noqa: E402
-import optax  # noqa: E402
 from _cli import OUTPUT, Timer, report, run  # noqa: E402
 
 import odefit  # noqa: E402
@@ -34,11 +33,6 @@ def lotka_volterra(t, y, args):
     alpha, beta, gamma, delta = args
     x, z = y
     return jnp.stack([alpha * x - beta * x * z, -gamma * z + delta * x * z])
-
-
-# One optimiser object for every noise level: optax transformations are closures,
-# and a new one would make `fit` compile its loop again.
-LBFGS = optax.lbfgs()
 
 
 def identify(
@@ -77,7 +71,7 @@ def identify(
         warm.problem,
         warm.model,
         steps=lbfgs_steps,
-        optimizer=LBFGS,
+        optimizer=odefit.LBFGS(),
         collocation=odefit.Grid(points),
         observations=data,
         key=jr.key(seed + 2),

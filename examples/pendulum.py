@@ -2,7 +2,7 @@
 [0, 6]: a second-order initial-value problem. The PINN builds both initial
 conditions in exactly (theta = 1 + 0 * t + s^2 N(t)), so only the residual
 theta'' + sin(theta), with theta'' from Taylor-mode differentiation, is trained:
-an Adam warm-up on redrawn points, then L-BFGS on a fixed grid."""
+an Adam warm-up on redrawn points, then L-BFGS (`odefit.LBFGS`) on a fixed grid."""
 
 import dataclasses
 
@@ -10,7 +10,6 @@ import jax
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
-import optax
 from _cli import OUTPUT, Timer, report, run
 
 import odefit
@@ -51,7 +50,7 @@ def main(
         problem,
         warm.model,
         steps=lbfgs_steps,
-        optimizer=optax.lbfgs(),
+        optimizer=odefit.LBFGS(),
         collocation=odefit.Grid(points),
         key=jr.key(seed + 2),
         progress=progress,
