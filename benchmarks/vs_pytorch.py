@@ -13,7 +13,11 @@ collocation points, the same loss (mean squared residual) and the same Adam
 - **pytorch-func**: `torch.func` — `jvp` for the time derivatives, `vmap` over points,
   `grad` for the parameters.
 - **pytorch-compile**: `torch.compile` of the eager loss (double backward), or if that
-  fails, of the `torch.func` gradient; failures are reported, not hidden.
+  fails, of the `torch.func` gradient, or if that fails too, of a loss whose time
+  derivatives are propagated through the network by hand (value, first and second
+  derivative of every layer, stacked into one matrix product per layer: the Taylor
+  mode odefit uses, written out in PyTorch), which needs only a first-order
+  backward; failures are reported, not hidden.
 - **jax-hand**: a minimal JAX loop a user would write: nested `jax.jvp`, `jax.grad`,
   optax Adam, the steps inside one jitted `lax.scan`.
 - **odefit**: `odefit.fit` (Taylor-mode derivatives, compiled chunked loop).
@@ -703,9 +707,47 @@ class TorchCompile(TorchBase):
                     lambda params, ts: TorchFunc.functional_loss(self, params, ts)
                 )
             )
+        elif variant == "hand-propagated derivatives":
+            self.compiled_loss = torch.compile(self.propagated_loss)
+
+    def propagated_loss(self, ts):
+        """The residual with the time derivatives of every layer written out:
+        rows [value; d/dt; d²/dt²] go through each weight matrix as one product,
+        tanh's chain rule gives the next layer's rows. Only the parameter gradient
+        needs autograd, a first-order backward that `torch.compile` supports."""
+        n_points, order = ts.shape[0], self.spec.order
+        span = self.spec.t1 - self.spec.t0
+        t = ts[:, None]
+        x = 2 * (t - self.spec.t0) / span - 1
+        rows = [x, torch.full_like(x, 2 / span)]
+        if order == 2:
+            rows.append(torch.zeros_like(x))
+        for i, linear in enumerate(self.linears):
+            a = (torch.cat(rows) @ linear.weight.T).split(n_points)
+            a = [a[0] + linear.bias, *a[1:]]
+            if i == len(self.linears) - 1:
+                rows = a
+                break
+            z = torch.tanh(a[0])
+            slope = 1 - z**2
+            rows = [z, slope * a[1]]
+            if order == 2:
+                rows.append(slope * a[2] - 2 * z * slope * a[1] ** 2)
+        n = [r * self.scale for r in rows]
+        s = (t - self.spec.t0) / span
+        if order == 1:
+            y = self.y0 + s * n[0]
+            dy = n[0] / span + s * n[1]
+            r = dy - self.rhs(y)
+        else:
+            y = self.y0 + self.dy0 * (t - self.spec.t0) + s**2 * n[0]
+            dy = self.dy0 + 2 * s * n[0] / span + s**2 * n[1]
+            ddy = 2 * n[0] / span**2 + 4 * s * n[1] / span + s**2 * n[2]
+            r = ddy - self.rhs(y, dy)
+        return torch.mean((r / self.units()) ** 2)
 
     def loss(self, ts):
-        if self.variant == "eager loss":
+        if self.variant in ("eager loss", "hand-propagated derivatives"):
             return self.compiled_loss(ts)
         if self.variant == "compiled network":
             return TorchEager.loss(self, ts)
@@ -713,7 +755,7 @@ class TorchCompile(TorchBase):
         return TorchFunc.functional_loss(self, params, ts)
 
     def loss_and_grads(self, ts):
-        if self.variant in ("eager loss", "compiled network"):
+        if self.variant != "torch.func gradient":
             return TorchBase.loss_and_grads(self, ts)
         params = {k: v.detach() for k, v in self.net.named_parameters()}
         grads, loss = self.compiled_grad(
@@ -728,7 +770,7 @@ class TorchCompile(TorchBase):
         ]
 
     def optimizer_step(self, ts):
-        if self.variant in ("eager loss", "compiled network"):
+        if self.variant != "torch.func gradient":
             return TorchBase.optimizer_step(self, ts)
         params = {k: v.detach() for k, v in self.net.named_parameters()}
         grads, loss = self.compiled_grad(params, ts)
@@ -958,7 +1000,12 @@ def calibrate_torch_threads(workers) -> dict:
 
 # ------------------------------------------------------------------ 0. gradient check
 
-COMPILE_VARIANTS = ("eager loss", "compiled network", "torch.func gradient")
+COMPILE_VARIANTS = (
+    "eager loss",
+    "compiled network",
+    "torch.func gradient",
+    "hand-propagated derivatives",
+)
 
 
 def probe_compile(worker: Worker, spec: Spec, variant: str, ts, reference) -> dict:
