@@ -180,3 +180,35 @@ def test_float32_under_strict_promotion(getkey):
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         odefit.LBFGS(**kwargs)
+
+
+def test_ensemble_members_equal_sequential_fits(getkey):
+    # Under vmap the members' line searches run in one loop until the last one
+    # is done; each member must still take exactly its own steps.
+    def decay(t, y, rate):
+        return -rate * y
+
+    problems = [odefit.IVP(decay, 0.0, 2.0, 1.0, args=rate) for rate in (1.0, 2.0, 3.0)]
+    keys = jax.random.split(getkey(), 3)
+    models = [odefit.PINN(p, width=8, depth=2, key=k) for p, k in zip(problems, keys)]
+    trainer = odefit.LBFGS(points=32)
+    key = getkey()
+    result = odefit.fit_ensemble(
+        problems, models, steps=40, optimizer=trainer, key=key, progress=False
+    )
+    member_keys = jax.random.split(key, 3)
+    for i, (problem, model) in enumerate(zip(problems, models)):
+        alone = odefit.fit(
+            problem,
+            model,
+            steps=40,
+            optimizer=trainer,
+            key=member_keys[i],
+            progress=False,
+        )
+        np.testing.assert_allclose(
+            result.history["loss"][i], alone.history["loss"], rtol=1e-8
+        )
+        np.testing.assert_array_equal(
+            result.history["evaluations"][i], alone.history["evaluations"]
+        )
