@@ -7,7 +7,8 @@ the $k$ nested reverse passes a PyTorch PINN builds with
 `autograd.grad(..., create_graph=True)`.
 
 The Taylor pass walks the function's jaxpr. Nonlinear operations use the series
-rules of `jax.experimental.jet`; operations that are linear in their time-dependent
+rules of `jax.experimental.jet`, except tanh, the usual activation, which has a
+direct rule of its own; operations that are linear in their time-dependent
 operand (a matrix product with constant weights, a bias, a reshape) are applied to
 all the coefficients at once, so that a network layer costs one matrix product of
 $(k+1)$ times the rows rather than $k+1$ (or, with `jet`'s generic rule, about
