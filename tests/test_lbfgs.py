@@ -190,14 +190,17 @@ def test_ensemble_members_equal_sequential_fits(getkey):
 
     problems = [odefit.IVP(decay, 0.0, 2.0, 1.0, args=rate) for rate in (1.0, 2.0, 3.0)]
     keys = jax.random.split(getkey(), 3)
-    models = [odefit.PINN(p, width=8, depth=2, key=k) for p, k in zip(problems, keys)]
+    models = [
+        odefit.PINN(p, width=8, depth=2, key=k)
+        for p, k in zip(problems, keys, strict=True)
+    ]
     trainer = odefit.LBFGS(points=32)
     key = getkey()
     result = odefit.fit_ensemble(
         problems, models, steps=40, optimizer=trainer, key=key, progress=False
     )
     member_keys = jax.random.split(key, 3)
-    for i, (problem, model) in enumerate(zip(problems, models)):
+    for i, (problem, model) in enumerate(zip(problems, models, strict=True)):
         alone = odefit.fit(
             problem,
             model,
