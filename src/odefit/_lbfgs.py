@@ -18,7 +18,7 @@ import jax.numpy as jnp
 from jaxtyping import Array
 
 from ._collocation import AbstractCollocation, Grid
-from ._least_squares import _ravel
+from ._least_squares import _check_count, _ravel
 from ._trainers import AbstractTrainer, total_loss
 
 
@@ -28,12 +28,6 @@ def _check_fraction(value, name: str) -> float:
     if not 0.0 < value < 1.0:
         raise ValueError(f"`{name}` must be a number in (0, 1), got {value!r}.")
     return float(value)
-
-
-def _check_count(value, name: str, least: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < least:
-        raise ValueError(f"`{name}` must be an integer >= {least}, got {value!r}.")
-    return value
 
 
 def _direction(grad: Array, s: Array, y: Array, rho: Array, newest) -> Array:
@@ -140,7 +134,7 @@ class LBFGS(AbstractTrainer):
         curvature: float = 0.9,
         points: int = 256,
     ):
-        self.memory = _check_count(memory, "memory", 1)
+        self.memory = _check_count(memory, "memory")
         self.line_search = _check_count(line_search, "line_search", 2)
         self.armijo = _check_fraction(armijo, "armijo")
         self.curvature = _check_fraction(curvature, "curvature")
@@ -149,7 +143,7 @@ class LBFGS(AbstractTrainer):
                 "`armijo` must be smaller than `curvature`, got armijo="
                 f"{self.armijo} and curvature={self.curvature}."
             )
-        self.points = _check_count(points, "points", 1)
+        self.points = _check_count(points, "points")
 
     def default_collocation(self, steps: int) -> AbstractCollocation:
         return Grid(self.points)

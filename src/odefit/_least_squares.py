@@ -43,6 +43,12 @@ def _check_positive(value, name: str) -> float:
     return float(value)
 
 
+def _check_count(value, name: str, least: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise ValueError(f"`{name}` must be an integer >= {least}, got {value!r}.")
+    return value
+
+
 def _ravel(params: PyTree) -> tuple[Array, Callable[[Array], PyTree]]:
     # Mixed float dtypes (e.g. a float32 network and float64 unknowns) are joined
     # in the widest one; the unravel casts each leaf back.
@@ -271,9 +277,7 @@ class LevenbergMarquardt(_AbstractLeastSquares):
                 "`damping` must lie in [min_damping, max_damping] = "
                 f"[{self.min_damping}, {self.max_damping}], got {self.damping}."
             )
-        if isinstance(points, bool) or not isinstance(points, int) or points < 1:
-            raise ValueError(f"`points` must be an integer >= 1, got {points!r}.")
-        self.points = points
+        self.points = _check_count(points, "points")
         self.scaled = bool(scaled)
         self.geodesic = bool(geodesic)
         self.geodesic_ratio = _check_positive(geodesic_ratio, "geodesic_ratio")
@@ -395,21 +399,11 @@ class GaussNewton(_AbstractLeastSquares):
         if regularisation is not None:
             regularisation = _check_positive(regularisation, "regularisation")
         self.regularisation = regularisation
-        if (
-            isinstance(line_search, bool)
-            or not isinstance(line_search, int)
-            or line_search < 1
-        ):
-            raise ValueError(
-                f"`line_search` must be an integer >= 1, got {line_search!r}."
-            )
-        self.line_search = line_search
+        self.line_search = _check_count(line_search, "line_search")
         if isinstance(armijo, bool) or not (0.0 <= armijo < 1.0):
             raise ValueError(f"`armijo` must be in [0, 1), got {armijo!r}.")
         self.armijo = float(armijo)
-        if isinstance(points, bool) or not isinstance(points, int) or points < 1:
-            raise ValueError(f"`points` must be an integer >= 1, got {points!r}.")
-        self.points = points
+        self.points = _check_count(points, "points")
 
     def init(self, residuals_fn, params) -> None:
         return None
