@@ -442,6 +442,12 @@ class OdefitLM(Odefit):
 
     name = "odefit-lm"
 
+    @staticmethod
+    def segments(steps: int, segment: int) -> list[int]:
+        """The warm-up in pieces of `segment`, then LM in pieces of `LM_SEGMENT`
+        (whatever `steps` the other frameworks run)."""
+        return segments(LM_WARMUP, segment) + segments(LM_STEPS, LM_SEGMENT)
+
     def __init__(self, setup: Setup, steps_total: int):
         super().__init__(setup, LM_WARMUP)
 
@@ -795,15 +801,23 @@ def max_relative_error(grads, reference) -> float:
     return worst
 
 
+RUNNERS = {
+    "pytorch-eager": TorchEager,
+    "pytorch-func": TorchFunc,
+    "pytorch-compile": TorchCompile,
+    "jax-hand": JaxHand,
+    "odefit": Odefit,
+    "odefit-lm": OdefitLM,
+}
+
+
 def make(name: str, setup: Setup, steps_total: int):
-    return {
-        "pytorch-eager": TorchEager,
-        "pytorch-func": TorchFunc,
-        "pytorch-compile": TorchCompile,
-        "jax-hand": JaxHand,
-        "odefit": Odefit,
-        "odefit-lm": OdefitLM,
-    }[name](setup, steps_total)
+    return RUNNERS[name](setup, steps_total)
+
+
+def segments(steps: int, segment: int) -> list[int]:
+    """A time-to-accuracy run of `steps` steps, timed in pieces of `segment`."""
+    return [min(segment, steps - done) for done in range(0, steps, segment)]
 
 
 def log(*args):
@@ -1130,15 +1144,9 @@ def time_to_accuracy(
     worker.call("setup", setup_key, name, spec.name, 64, steps, variant)
     ts_eval, reference = reference_for(spec)
     trajectory, elapsed, done = [], 0.0, 0
+    lengths = getattr(RUNNERS[name], "segments", segments)(steps, segment)
     try:
-        if name == "odefit-lm":
-            steps = LM_WARMUP + LM_STEPS
-        while done < steps:
-            length = min(segment, steps - done)
-            if name == "odefit-lm":
-                length = LM_SEGMENT
-                if done < LM_WARMUP:
-                    length = min(segment, LM_WARMUP - done)
+        for length in lengths:
             elapsed += worker.call(
                 "train_random",
                 setup_key,
