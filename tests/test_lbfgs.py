@@ -215,3 +215,22 @@ def test_ensemble_members_equal_sequential_fits(getkey):
         np.testing.assert_array_equal(
             result.history["evaluations"][i], alone.history["evaluations"]
         )
+
+
+def test_checkpoint_resume_continues_the_same_fit(getkey, tmp_path):
+    # The trainer's state (the stored pairs) goes through a checkpoint: a fit
+    # continued from one follows the uninterrupted fit.
+    problem = _decay()
+    model = odefit.PINN(problem, width=8, depth=2, key=getkey())
+    kw = dict(optimizer=odefit.LBFGS(points=32), key=getkey(), progress=False)
+    whole = odefit.fit(problem, model, steps=40, **kw)
+    path = tmp_path / "lbfgs.ckpt"
+    odefit.fit(problem, model, steps=20, checkpoint_path=path, **kw)
+    resumed = odefit.fit(problem, model, steps=40, checkpoint_path=path, **kw)
+    assert resumed.steps == 40
+    np.testing.assert_allclose(
+        resumed.history["loss"], whole.history["loss"], rtol=1e-12
+    )
+    np.testing.assert_array_equal(
+        resumed.history["evaluations"], whole.history["evaluations"]
+    )
