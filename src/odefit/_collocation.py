@@ -15,9 +15,9 @@ from ._custom_types import Key
 ResidualFn = Callable[[Float[Array, " n"]], Float[Array, " n"]]
 
 
-def _check_count(n, name: str = "n") -> int:
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"`{name}` must be an integer >= 1, got {n!r}.")
+def _check_count(n, name: str = "n", least: int = 1) -> int:
+    if isinstance(n, bool) or not isinstance(n, int) or n < least:
+        raise ValueError(f"`{name}` must be an integer >= {least}, got {n!r}.")
     return n
 
 

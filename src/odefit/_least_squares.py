@@ -28,9 +28,9 @@ import jax.scipy.linalg as jsl
 from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, Float, PyTree
 
-from ._collocation import AbstractCollocation, Grid
+from ._collocation import _check_count
 from ._residuals import Residuals
-from ._trainers import AbstractTrainer
+from ._trainers import AbstractGridTrainer
 
 
 def _check_positive(value, name: str) -> float:
@@ -41,12 +41,6 @@ def _check_positive(value, name: str) -> float:
     ):
         raise ValueError(f"`{name}` must be a finite number > 0, got {value!r}.")
     return float(value)
-
-
-def _check_count(value, name: str, least: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < least:
-        raise ValueError(f"`{name}` must be an integer >= {least}, got {value!r}.")
-    return value
 
 
 def _ravel(params: PyTree) -> tuple[Array, Callable[[Array], PyTree]]:
@@ -160,18 +154,7 @@ def _losses(terms: dict[str, Array]) -> tuple[Array, dict[str, Array]]:
     return sum(losses.values()), losses
 
 
-class _AbstractLeastSquares(AbstractTrainer):
-    """Shared by the least-squares trainers: the default collocation."""
-
-    points: eqx.AbstractVar[int]
-
-    def default_collocation(self, steps: int) -> AbstractCollocation:
-        # A least-squares step solves the linearised problem exactly, so it needs
-        # the same objective from step to step: fixed points.
-        return Grid(self.points)
-
-
-class LevenbergMarquardt(_AbstractLeastSquares):
+class LevenbergMarquardt(AbstractGridTrainer):
     r"""The Levenberg–Marquardt trainer: damped Gauss–Newton steps on the stacked
     residual vector, with the damping adapted at every step.
 
@@ -342,7 +325,7 @@ class LevenbergMarquardt(_AbstractLeastSquares):
         return new_params, {"damping": new_mu, "growth": growth}, stats
 
 
-class GaussNewton(_AbstractLeastSquares):
+class GaussNewton(AbstractGridTrainer):
     r"""The Gauss–Newton trainer with a backtracking line search.
 
     Each step solves the linearised least-squares problem for

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import optax
 from jaxtyping import Array, PyTree
 
-from ._collocation import AbstractCollocation, Uniform
+from ._collocation import AbstractCollocation, Grid, Uniform
 
 ResidualsFn = Callable[[PyTree], dict[str, Array]]
 
@@ -44,6 +44,18 @@ class AbstractTrainer(eqx.Module):
     @abc.abstractmethod
     def default_collocation(self, steps: int) -> AbstractCollocation:
         """The collocation used when `fit` is given none, for a run of `steps`."""
+
+
+class AbstractGridTrainer(AbstractTrainer):
+    """A trainer that needs the same objective from step to step (a least-squares
+    step solves the linearised problem exactly; a quasi-Newton method learns the
+    curvature from successive gradients): its default collocation is fixed,
+    `Grid(points)`."""
+
+    points: eqx.AbstractVar[int]
+
+    def default_collocation(self, steps: int) -> AbstractCollocation:
+        return Grid(self.points)
 
 
 class OptaxTrainer(AbstractTrainer):
