@@ -21,9 +21,9 @@ def load_average() -> list[float] | None:
 
 def metadata(command: str, repeats: int) -> dict:
     """The metadata block of a result file, taken when the run starts."""
-    import jax
-
     from importlib.metadata import PackageNotFoundError, version
+
+    import jax
 
     versions = {"python": platform.python_version(), "jax": jax.__version__}
     for name in ("jaxlib", "equinox", "optax", "diffrax", "odefit"):

@@ -45,9 +45,7 @@ def last_stages(problem, error):
         ("20 000 more Adam steps", dict(steps=20_000)),
         (
             "1000 optax.lbfgs() steps, Grid(256)",
-            dict(
-                steps=1000, optimizer=optax.lbfgs(), collocation=odefit.Grid(256)
-            ),
+            dict(steps=1000, optimizer=optax.lbfgs(), collocation=odefit.Grid(256)),
         ),
         ("1000 odefit.LBFGS() steps", dict(steps=1000, optimizer=odefit.LBFGS())),
         ("200 Gauss-Newton steps", dict(steps=200, optimizer=odefit.GaussNewton())),
