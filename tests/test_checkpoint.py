@@ -21,8 +21,9 @@ import optax
 import pytest
 
 import odefit
+import odefit._loop
 from odefit import _checkpoint
-from odefit._fit import _InterruptGuard
+from odefit._loop import InterruptGuard as _InterruptGuard
 
 
 def rotation(t, y, args):
@@ -269,7 +270,7 @@ def test_interrupted_fit_resumes_bit_identical(uninterrupted, tmp_path, default_
     assert_same_result(resumed, uninterrupted)
     # Running the finished script again runs no more steps.
     with pytest.MonkeyPatch.context() as m:
-        m.setattr(odefit._fit, "_run_chunk", None)
+        m.setattr(odefit._loop, "run_chunk", None)
         again = fit(checkpoint_path=path)
     assert_same_result(again, uninterrupted)
 

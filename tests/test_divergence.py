@@ -169,7 +169,8 @@ def test_trainer_reporting_a_stall():
     assert result.stop_reason.startswith(
         "stalled at step 30: the trainer reports that it can make no progress"
     )
-    assert result.steps == 40  # the end of the chunk in which it stalled
+    # The model of the step at which it stalled, not of the end of its chunk.
+    assert result.steps == 30
 
 
 def test_levenberg_marquardt_stalls_in_float32():

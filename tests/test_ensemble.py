@@ -9,7 +9,7 @@ import optax
 import pytest
 
 import odefit
-from odefit._ensemble import _run_members
+from odefit._loop import run_chunk as _run_members
 
 # Shared across tests so that the compiled programs are reused.
 OPTIMIZER = optax.adam(1e-2)

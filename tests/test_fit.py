@@ -7,7 +7,7 @@ import optax
 import pytest
 
 import odefit
-from odefit._fit import _run_chunk
+from odefit._loop import run_chunk as _run_chunk
 from odefit._losses import check_weights, loss_terms
 from odefit._trainers import total_loss
 
@@ -32,7 +32,7 @@ def test_loss_gradient_matches_finite_differences(getkey):
 
     def loss(p):
         m = eqx.combine(p, static)
-        return total_loss(loss_terms(m, problem, None, ts, None, weights))[0]
+        return total_loss(loss_terms(m, problem, ts, weights=weights))[0]
 
     grads = jax.grad(loss)(params)
     flat, unravel = jax.flatten_util.ravel_pytree(params)
@@ -54,7 +54,7 @@ def test_forward_gradient_matches_reverse(getkey):
 
     def loss(x):
         m = eqx.combine(unravel(x), static)
-        return total_loss(loss_terms(m, problem, None, ts, None, weights))[0]
+        return total_loss(loss_terms(m, problem, ts, weights=weights))[0]
 
     direction = jr.normal(getkey(), flat.shape)
     _, forward = jax.jvp(loss, (flat,), (direction,))

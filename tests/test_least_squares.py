@@ -42,7 +42,11 @@ def _structured(problem, model, ts, observations=None):
 
     def fn(p, ts):
         return loss_terms(
-            eqx.combine(p, static), problem, None, ts, observations, weights
+            eqx.combine(p, static),
+            problem,
+            ts,
+            observations=observations,
+            weights=weights,
         )
 
     return Residuals(fn, ts), params
@@ -235,7 +239,7 @@ def test_step_traces_once(getkey):
     ts = jnp.linspace(0.0, 2.0, 8)
 
     def fn(p, ts):
-        return loss_terms(eqx.combine(p, static), problem, None, ts, None, weights)
+        return loss_terms(eqx.combine(p, static), problem, ts, weights=weights)
 
     trainer = odefit.LevenbergMarquardt()
 

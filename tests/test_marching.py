@@ -10,7 +10,7 @@ import pytest
 
 import odefit
 from odefit._causal import causal_weights
-from odefit._fit import _run_chunk
+from odefit._loop import run_chunk as _run_chunk
 
 
 def _decay(t1=4.0):

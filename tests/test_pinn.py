@@ -66,7 +66,7 @@ def test_physics_residual_of_exact_ansatz_is_zero(getkey):
     )
     from odefit._losses import physics_residual
 
-    r = jax.vmap(lambda t: physics_residual(model, problem, None, t))(
+    r = jax.vmap(lambda t: physics_residual(model, problem, t))(
         jnp.linspace(0.0, 2.0, 9)
     )
     np.testing.assert_array_equal(r, 0.0)

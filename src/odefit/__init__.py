@@ -24,11 +24,17 @@ from ._error_estimate import (
     ErrorEstimate as ErrorEstimate,
     error_estimate as error_estimate,
 )
-from ._fit import FitResult as FitResult, fit as fit
+from ._fit import fit as fit
 from ._lbfgs import LBFGS as LBFGS
 from ._least_squares import (
     GaussNewton as GaussNewton,
     LevenbergMarquardt as LevenbergMarquardt,
+)
+from ._loop import CallbackInfo as CallbackInfo
+from ._losses import (
+    loss as loss,
+    loss_terms as loss_terms,
+    physics_residual as physics_residual,
 )
 from ._marching import (
     MarchingResult as MarchingResult,
@@ -48,6 +54,7 @@ from ._problems import (
     AbstractProblem as AbstractProblem,
     SecondOrderIVP as SecondOrderIVP,
 )
+from ._result import FitResult as FitResult
 from ._stages import fit_stages as fit_stages
 from ._trainers import AbstractTrainer as AbstractTrainer
 from ._unknown import Unknown as Unknown

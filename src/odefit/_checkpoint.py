@@ -40,16 +40,18 @@ import jax.tree_util as jtu
 import numpy as np
 from jaxtyping import PyTree
 
+from ._collocation import AbstractCollocation
 from ._custom_types import Key
 from ._models.base import AbstractModel
+from ._objective import make_objective, split
 from ._problems import AbstractProblem
+from ._result import RUNNING as RUNNING, FitResult
+from ._trainers import as_trainer
+from ._unknown import resolve_args
 
 MAGIC = b"ODEFITCK"
 VERSION = 1
 SECTIONS = ("model", "args", "opt_state", "collocation_state", "key")
-# What a periodic checkpoint of a fit that is still running records as its stop
-# reason.
-RUNNING = "running"
 
 _DIGEST = 32
 _U64 = struct.Struct("<Q")
@@ -457,8 +459,6 @@ def save(path: str | os.PathLike, result) -> None:
     odefit.save("run.ckpt", result)
     ```
     """
-    from ._fit import FitResult
-
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(
             f"`path` must be a str or os.PathLike, got {type(path).__name__}."
@@ -539,12 +539,6 @@ def load(
     pred = jax.vmap(result.model)(jnp.linspace(0.0, 1.0, 11))
     ```
     """
-    from ._collocation import AbstractCollocation
-    from ._fit import FitResult
-    from ._losses import check_weights, loss_terms
-    from ._trainers import as_trainer
-    from ._unknown import args_mask, resolve_args
-
     if not isinstance(problem, AbstractProblem):
         raise TypeError(
             "`problem` must be an odefit problem (IVP, SecondOrderIVP, BVP), got "
@@ -567,30 +561,20 @@ def load(
     problem = eqx.tree_at(lambda p: p.args, problem, args, is_leaf=lambda x: x is None)
     opt_state = None
     if optimizer is not None:
-        trainer = as_trainer(optimizer, max(checkpoint.steps, 1))
-        params, static = eqx.partition(
-            (model, args), (model.trainable(), args_mask(args))
-        )
+        # The same objective `fit` hands to `trainer.init` (no data term: a
+        # trainer's state does not depend on it).
+        steps = max(checkpoint.steps, 1)
+        trainer = as_trainer(optimizer, steps)
+        params, static = split(model, args)
         sampler = (
-            trainer.default_collocation(max(checkpoint.steps, 1))
-            if collocation is None
-            else collocation
+            trainer.default_collocation(steps) if collocation is None else collocation
         )
-        dtype = problem.state.dtype
-
-        def residuals(p):
-            # The same objective `fit` hands to `trainer.init` (no data term: a
-            # trainer's state does not depend on it).
-            model_, args_ = eqx.combine(p, static)
-            state = sampler.init(problem.t0, problem.t1, dtype)
-            ts, _ = sampler.sample(
-                state, problem.t0, problem.t1, lambda ts: ts, key=jr.key(0)
-            )
-            return loss_terms(
-                model_, problem, resolve_args(args_), ts, None, check_weights(None)
-            )
-
-        like = eqx.filter_eval_shape(lambda p: trainer.init(residuals, p), params)
+        like = eqx.filter_eval_shape(
+            lambda p: make_objective(problem, static).init(
+                trainer, sampler, p, key=jr.key(0)
+            ),
+            params,
+        )
         like = jtu.tree_map(
             lambda x: (
                 jnp.zeros(x.shape, x.dtype)

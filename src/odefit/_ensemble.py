@@ -5,13 +5,12 @@ interval, the network's architecture, the optimiser, the collocation) and differ
 array values: initial weights (seeds), problem parameters in `args` (a sweep), initial
 values. Every array of the batched model and problem carries a leading member axis.
 One training step of every member runs as one vectorised step inside one compiled
-`jax.lax.scan`; member $i$ follows exactly the trajectory of
+`jax.lax.scan` of the training core; member $i$ follows exactly the trajectory of
 `fit(problems[i], models[i], key=keys[i])` (to floating-point rounding).
 """
 
-import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import equinox as eqx
@@ -22,39 +21,26 @@ import jax.tree_util as jtu
 import numpy as np
 import optax
 from jaxtyping import Array, Float
-from tqdm.auto import tqdm
 
-from . import _sharding
+from . import _setup, _sharding
 from ._collocation import AbstractCollocation
 from ._custom_types import Args, Key
-from ._fit import (
-    FitResult,
-    _check_key,
-    _check_observations,
-    _check_steps,
-    _compile_time,
-    _InterruptGuard,
-    _pick_chunk,
-    _with_args,
-    check_model_matches,
-    train_step,
-)
-from ._losses import check_weights, loss_terms
+from ._fit import with_args
+from ._loop import drive, map_members, raise_if_failed
+from ._losses import Term
 from ._metrics import relative_l2
 from ._models.base import AbstractModel
+from ._objective import make_objective, split
 from ._observations import Observations
 from ._problems import AbstractProblem
-from ._trainers import AbstractTrainer, as_trainer
-from ._unknown import args_mask, resolve_args
-
-# Member status codes, carried through the compiled loop.
-_RUNNING, _DIVERGED, _STALLED = 0, 1, 2
-# As in `fit`: a member stalls when its loss is exactly unchanged this many steps.
-_STALL_STEPS = 50
+from ._result import FitResult
+from ._trainers import AbstractTrainer
+from ._unknown import resolve_args
 
 
 class EnsembleResult(eqx.Module):
-    """What [`odefit.fit_ensemble`][] returns: every member's fit, batched.
+    """What [`odefit.fit_ensemble`][] returns: every member's fit, batched, with the
+    field names of [`odefit.FitResult`][].
 
     `result[i]` is member `i` as an [`odefit.FitResult`][] (for plots, metrics,
     checkpoints, or to continue it alone with `fit`), and `len(result)` the number
@@ -62,38 +48,55 @@ class EnsembleResult(eqx.Module):
 
     **Attributes:**
 
-    - `models`: the trained models, batched: every array has a leading member axis
-        (each member's last finite model if it diverged).
-    - `problems`: the problems, batched likewise, with any `Unknown`s at their
-        learned values.
+    - `model`: the trained models, batched: every array has a leading member axis
+        (each member's last finite model if it diverged). Also `models`.
+    - `problem`: the problems, batched likewise, with any `Unknown`s at their
+        learned values. Also `problems`.
     - `args`: the problems' `args`, `Unknown`s replaced by their learned values
         (batched).
     - `history`: per-step NumPy arrays of shape `(members, steps)`: `"loss"` and
         one per loss term; a member's entries after it stopped are NaN.
-    - `stop_reasons`: one per member: `"completed"`, `"interrupted"` or why the
-        member stopped early (divergence, stall).
+    - `stop_reason`: one per member: `"completed"`, `"interrupted"`, `"stopped by
+        callback"` or why the member stopped early (divergence, stall). Also
+        `stop_reasons`.
     - `steps`: the steps each member completed.
     - `opt_state`, `collocation_state`: batched states after the last step.
-    - `keys`: each member's key.
+    - `key`: each member's key. Also `keys`.
     - `wall_time`: seconds spent in `fit_ensemble`, compilation included.
     - `compile_time`: seconds of that spent compiling (estimated from the first
         chunk).
     """
 
-    models: AbstractModel
-    problems: AbstractProblem
+    model: AbstractModel
+    problem: AbstractProblem
     args: Args
     history: dict[str, np.ndarray]
-    stop_reasons: tuple[str, ...] = eqx.field(static=True)
+    stop_reason: tuple[str, ...] = eqx.field(static=True)
     steps: tuple[int, ...] = eqx.field(static=True)
     opt_state: Any
     collocation_state: Any
-    keys: Key
+    key: Key
     wall_time: float = eqx.field(static=True)
     compile_time: float = eqx.field(static=True)
 
+    @property
+    def models(self) -> AbstractModel:
+        return self.model
+
+    @property
+    def problems(self) -> AbstractProblem:
+        return self.problem
+
+    @property
+    def stop_reasons(self) -> tuple[str, ...]:
+        return self.stop_reason
+
+    @property
+    def keys(self) -> Key:
+        return self.key
+
     def __len__(self) -> int:
-        return len(self.stop_reasons)
+        return len(self.stop_reason)
 
     def __getitem__(self, i: int) -> FitResult:
         if isinstance(i, bool) or not isinstance(i, (int, np.integer)):
@@ -104,15 +107,15 @@ class EnsembleResult(eqx.Module):
         i = int(i) % n
         steps = self.steps[i]
         return FitResult(
-            model=_member(self.models, i),
-            problem=_member(self.problems, i),
+            model=_member(self.model, i),
+            problem=_member(self.problem, i),
             args=_member(self.args, i),
             history={k: v[i, :steps] for k, v in self.history.items()},
-            stop_reason=self.stop_reasons[i],
+            stop_reason=self.stop_reason[i],
             steps=steps,
             opt_state=_member(self.opt_state, i),
             collocation_state=_member(self.collocation_state, i),
-            key=self.keys[i],
+            key=self.key[i],
             wall_time=self.wall_time,
             compile_time=self.compile_time,
         )
@@ -121,7 +124,7 @@ class EnsembleResult(eqx.Module):
         """Every member's prediction at times `ts`: shape
         `(members, len(ts), *state)`."""
         ts = jnp.asarray(ts)
-        arrays, rest = eqx.partition(self.models, eqx.is_array)
+        arrays, rest = eqx.partition(self.model, eqx.is_array)
         return jax.vmap(lambda a: jax.vmap(eqx.combine(a, rest))(ts))(arrays)
 
     def relative_l2(
@@ -143,7 +146,7 @@ class EnsembleResult(eqx.Module):
         pred = self.predict(ts)
         if reference is None:
             reference = jnp.stack(
-                [_member(self.problems, i).solve(ts) for i in range(len(self))]
+                [_member(self.problem, i).solve(ts) for i in range(len(self))]
             )
         reference = jnp.asarray(reference, pred.dtype)
         if reference.shape == pred.shape[1:]:
@@ -273,16 +276,15 @@ def _member_keys(key, n: int):
             f"`key` must be one key or a batch of {n} keys (one per member), got "
             f"shape {key.shape}."
         )
-    _check_key(key)
+    _setup.check_key(key)
     return jr.split(key, n)
 
 
 # The work of one batch that `batch_size="auto"` aims at on a CPU, in points x
 # trainable weights per step: that of 8 members of a width-64, depth-3, 256-point
-# oscillator PINN. Measured with 64 members on 2 cores (benchmarks/README.md): for
-# that network, 8 per batch trained 1.10x faster than sequential fits and all 64 at
-# once 0.87x; for a width-16, 64-point one (60x less work per member), all at once
-# was fastest, 1.87x, against 1.38x with 8 per batch.
+# oscillator PINN, the fastest batch for that network in the measurements of
+# benchmarks/results/ensemble.json and ensemble_small.json (64 members, 2 cores);
+# for much smaller networks, all members at once was fastest.
 _CPU_BATCH_WORK = 8 * 256 * 8513
 
 
@@ -306,195 +308,56 @@ def _check_batch_size(batch_size, members: int, devices, work: int) -> int | Non
     return batch_size
 
 
-def _map_members(fn, batched, batch_size: int | None):
-    """`fn` applied to each member of `batched` (arrays with a leading member axis;
-    other leaves shared): all at once with `vmap`, or `batch_size` at a time."""
-    arrays, rest = eqx.partition(batched, eqx.is_array)
-
-    def one(a):
-        return fn(eqx.combine(a, rest))
-
-    if batch_size is None:
-        return jax.vmap(one)(arrays)
-    return jax.lax.map(one, arrays, batch_size=batch_size)
-
-
-def _select(mask, on_true, on_false):
-    """Per member: `on_true` where `mask`, else `on_false` (PyTrees of arrays with
-    a leading member axis)."""
-
-    def pick(a, b):
-        return jnp.where(mask.reshape(mask.shape + (1,) * (a.ndim - 1)), a, b)
-
-    return jtu.tree_map(pick, on_true, on_false)
+def _batched(problems, models) -> tuple[AbstractProblem, AbstractModel, int]:
+    """The members' problems and models, stacked along a leading member axis."""
+    if isinstance(problems, AbstractProblem):
+        problem_list = None
+    elif isinstance(problems, Sequence) and not isinstance(problems, (str, bytes)):
+        problem_list = list(problems)
+        if not problem_list:
+            raise ValueError("`problems` must not be empty.")
+        for i, p in enumerate(problem_list):
+            _setup.check_problem(p, f"`problems[{i}]`")
+    else:
+        raise TypeError(
+            "`problems` must be an odefit problem or a sequence of them, got "
+            f"{type(problems).__name__}."
+        )
+    dtype = (problems if problem_list is None else problem_list[0]).state.dtype
+    if isinstance(models, AbstractModel):
+        n = _batch_size(models, "models")
+        batched_models = models
+    elif isinstance(models, Sequence) and not isinstance(models, (str, bytes)):
+        model_list = list(models)
+        if not model_list:
+            raise ValueError("`models` must not be empty.")
+        for i, m in enumerate(model_list):
+            _setup.check_model(m, f"`models[{i}]`")
+        n = len(model_list)
+        batched_models = _stack(model_list, "models", dtype)
+    else:
+        raise TypeError(
+            "`models` must be an odefit model (batched) or a sequence of models, got "
+            f"{type(models).__name__}."
+        )
+    if problem_list is None:
+        return _broadcast(problems, n), batched_models, n
+    if len(problem_list) != n:
+        raise ValueError(
+            f"`problems` has {len(problem_list)} members but `models` has {n}."
+        )
+    return _stack(problem_list, "problems", dtype), batched_models, n
 
 
 @eqx.filter_jit
-def _init_members(
-    params,
-    static,
-    problems,
-    keys,
-    colloc_state,
-    collocation,
-    observations,
-    weights,
-    trainer,
-    batch_size,
-):
+def _init_members(objective, keys, params, trainer, collocation, batch_size):
     def init(member):
-        p, s, problem, key = member
+        p, problem, static, key = member
+        o = eqx.tree_at(lambda o: (o.problem, o.static), objective, (problem, static))
+        return o.init(trainer, collocation, p, key=key)
 
-        def residuals_at_start(q):
-            model, args = eqx.combine(q, s)
-            ts, _ = collocation.sample(
-                colloc_state, problem.t0, problem.t1, lambda t: t, key=key
-            )
-            return loss_terms(
-                model, problem, resolve_args(args), ts, observations, weights
-            )
-
-        return trainer.init(residuals_at_start, p)
-
-    return _map_members(init, (params, static, problems, keys), batch_size)
-
-
-@eqx.filter_jit
-# Counts traces (no limit), so tests can check that chunks never retrace.
-@eqx.debug.assert_max_traces(max_traces=None)
-def _run_members(
-    carry,
-    static,
-    problems,
-    keys,
-    observations,
-    weights,
-    trainer: AbstractTrainer,
-    collocation: AbstractCollocation,
-    start,
-    length: int,
-    batch_size: int | None,
-    devices,
-):
-    def member_step(member, step):
-        state, s, problem, key = member
-        return train_step(
-            state,
-            step,
-            static=s,
-            problem=problem,
-            observations=observations,
-            weights=weights,
-            trainer=trainer,
-            collocation=collocation,
-            key=key,
-        )
-
-    # The carry holds, per member, the `current` state and the last `accepted`
-    # one: a state is accepted once its loss (computed at the next step) is
-    # finite. A member whose loss becomes non-finite, or that stalls, stops: its
-    # accepted state is frozen and its result. This costs one select per array
-    # per step; no step is ever recomputed.
-    def body(carry, i):
-        accepted, current, status, at, flat, last = carry
-        step = start + i
-        new_state, stats = _map_members(
-            lambda m: member_step(m, step),
-            (current, static, problems, keys),
-            batch_size,
-        )
-        loss = stats["loss"]
-        running = status == _RUNNING
-        finite = jnp.isfinite(loss)
-        accepted = _select(running & finite, current, accepted)
-        flat = jnp.where(loss == last, flat + 1, 0)
-        stalled = (flat >= _STALL_STEPS) & (loss != 0)
-        if "stalled" in stats:
-            stalled = stalled | (stats["stalled"] != 0)
-        status = jnp.where(
-            running & ~finite,
-            _DIVERGED,
-            jnp.where(running & stalled, _STALLED, status),
-        ).astype(status.dtype)
-        at = jnp.where(running & (status != _RUNNING), step.astype(at.dtype), at)
-        recorded = jtu.tree_map(
-            lambda x: (
-                jnp.where(running, x, jnp.asarray(jnp.nan, x.dtype))
-                if jnp.issubdtype(x.dtype, jnp.floating)
-                else x
-            ),
-            stats,
-        )
-        carry = (accepted, new_state, status, at, flat, loss)
-        carry = _sharding.constrain_members(carry, devices)
-        return carry, recorded
-
-    carry, stats = jax.lax.scan(body, carry, jnp.arange(length))
-    return carry, stats
-
-
-def _diverged_message(step: int, value, kept: int, kept_loss: float) -> str:
-    if step == 0:
-        return (
-            f"diverged at step 0: the loss of the initial model is {value}. The "
-            "initial model is returned. Check that the vector field is finite over "
-            "the whole interval for this member's parameters."
-        )
-    what = (
-        "the parameters became non-finite"
-        if value is None
-        else f"the loss became {value}"
-    )
-    return (
-        f"diverged at step {step}: {what}. The last finite model, from step {kept} "
-        f"(loss {kept_loss:.4g}), is returned. Try a lower learning rate, float64, "
-        "or rescaling the problem."
-    )
-
-
-def _stop_reasons(status, at, history, done: int, interrupted: bool):
-    """Each member's stop reason and the number of steps of its returned state."""
-    reasons, steps = [], []
-    loss = history.get("loss")
-    for i, (code, s) in enumerate(zip(status.tolist(), at.tolist(), strict=True)):
-        if code == _RUNNING:
-            reasons.append("interrupted" if interrupted else "completed")
-            steps.append(done)
-        elif code == _STALLED:
-            reasons.append(
-                f"stalled at step {s}: the loss has not changed for {_STALL_STEPS} "
-                "steps or the trainer reports that it can make no progress. The "
-                f"model of step {s} is returned."
-            )
-            steps.append(s)
-        else:
-            # Stopped at step `s` because the loss of the state after `s` steps is
-            # non-finite (or, at the end of the run, its parameters are): the state
-            # after `s - 1` steps is returned.
-            value = float(loss[i, s]) if s < done else None
-            kept = max(s - 1, 0)
-            kept_loss = float(loss[i, kept]) if s > 0 else math.nan
-            reasons.append(_diverged_message(s, value, kept, kept_loss))
-            steps.append(kept)
-    return tuple(reasons), tuple(steps)
-
-
-def _members_finite(tree, n: int) -> np.ndarray:
-    ok = np.ones((n,), bool)
-    for x in jtu.tree_leaves(tree):
-        if eqx.is_array(x) and jnp.issubdtype(x.dtype, jnp.inexact):
-            ok &= np.isfinite(np.asarray(x).reshape(n, -1)).all(axis=1)
-    return ok
-
-
-def _host_select(mask: np.ndarray, on_true, on_false):
-    def pick(a, b):
-        a, b = np.asarray(a), np.asarray(b)
-        return jnp.asarray(
-            np.where(mask.reshape(mask.shape + (1,) * (a.ndim - 1)), a, b)
-        )
-
-    return jtu.tree_map(pick, on_true, on_false)
+    members = (params, objective.problem, objective.static, keys)
+    return map_members(init, members, batch_size)
 
 
 def fit_ensemble(
@@ -506,9 +369,12 @@ def fit_ensemble(
     collocation: AbstractCollocation | None = None,
     observations: Observations | None = None,
     weights: Mapping[str, float] | None = None,
+    terms: Mapping[str, Term] | None = None,
     key: Key,
     progress: bool = True,
     chunk_size: int | None = None,
+    throw: bool = False,
+    callback: Callable | None = None,
     batch_size: int | str | None = "auto",
     devices: Sequence[jax.Device] | None = None,
 ) -> EnsembleResult:
@@ -523,40 +389,34 @@ def fit_ensemble(
     rounding, where `keys = jax.random.split(key, M)`. A member that diverges or
     stalls is frozen at its last good state while the others carry on.
 
-    The members share their structure: the vector field, the interval, the
-    network architecture, the optimiser, the collocation (its points are drawn
-    independently per member) and `observations`. What varies is array and number
-    values: weights, `args` entries, initial values.
+    The members share their structure (vector field, interval, network
+    architecture, optimiser, collocation, `observations`, `terms`) and differ in
+    array and number values: weights, `args` entries, initial values.
 
     **Arguments:**
 
     - `problems`: one problem shared by every member, or a sequence of problems
-        (one per member) of the same structure, e.g. the same vector field with
-        different `args`.
+        (one per member) of the same structure.
     - `models`: a sequence of models, one per member, or one batched model whose
         every array has a leading member axis (e.g.
         `eqx.filter_vmap(lambda k: odefit.PINN(problem, key=k))(keys)`).
-    - `steps`, `optimizer`, `collocation`, `observations`, `weights`, `progress`,
-        `chunk_size`: as for [`odefit.fit`][] (the default optimiser and
-        collocation are `fit`'s).
+    - `steps`, `optimizer`, `collocation`, `observations`, `weights`, `terms`,
+        `progress`, `chunk_size`, `callback`: as for [`odefit.fit`][] (the
+        callback's model is batched and its losses have one value per member).
+    - `throw`: raise `RuntimeError` if any member diverges or stalls.
     - `key`: one `jax.random` key, split into one per member, or a batch of
         keys, one per member.
     - `batch_size`: an integer `k` runs `k` members at a time inside the
         compiled step (`jax.lax.map(..., batch_size=k)`); `None` vectorises all
         members at once. `"auto"` (default) is `None` on an accelerator or with
         `devices`; on a CPU it batches members up to a fixed amount of work per
-        step (collocation points times weights): 8 members of a width-64,
-        256-point PINN, all members of small networks. Measured on 2 cores with
-        64 members: width 64, 256 points: 8 per batch 1.10x the speed of
-        sequential fits, all at once 0.87x; width 16, 64 points: all at once
-        1.87x, 8 per batch 1.38x. The results do not depend on it, to rounding.
+        step (collocation points times weights), as measured in
+        `benchmarks/results/ensemble.json`. The results do not depend on it, to
+        rounding.
     - `devices`: split the members across these devices (e.g. `jax.devices()`);
-        the number of members must be divisible by their number. Members never
-        communicate, so this scales across devices and hosts (after
-        `jax.distributed.initialize()`).
+        the number of members must be divisible by their number.
 
-    **Returns:** an [`odefit.EnsembleResult`][]: batched models and per-member
-    histories, stop reasons and step counts; `result[i]` is member `i` as an
+    **Returns:** an [`odefit.EnsembleResult`][]; `result[i]` is member `i` as an
     [`odefit.FitResult`][].
 
     **Example:**
@@ -580,201 +440,74 @@ def fit_ensemble(
     ```
     """
     start_time = time.perf_counter()
-    # Problems.
-    if isinstance(problems, AbstractProblem):
-        shared_problem: AbstractProblem | None = problems
-        problem_list = None
-    elif isinstance(problems, Sequence) and not isinstance(problems, (str, bytes)):
-        shared_problem = None
-        problem_list = list(problems)
-        if not problem_list:
-            raise ValueError("`problems` must not be empty.")
-        for i, p in enumerate(problem_list):
-            if not isinstance(p, AbstractProblem):
-                raise TypeError(
-                    f"`problems[{i}]` must be an odefit problem (IVP, SecondOrderIVP, "
-                    f"BVP), got {type(p).__name__}."
-                )
-    else:
-        raise TypeError(
-            "`problems` must be an odefit problem or a sequence of them, got "
-            f"{type(problems).__name__}."
-        )
-    problem0 = shared_problem if shared_problem is not None else problem_list[0]
-    dtype = problem0.state.dtype
-    # Models.
-    if isinstance(models, AbstractModel):
-        n = _batch_size(models, "models")
-        batched_models = models
-    elif isinstance(models, Sequence) and not isinstance(models, (str, bytes)):
-        model_list = list(models)
-        if not model_list:
-            raise ValueError("`models` must not be empty.")
-        for i, m in enumerate(model_list):
-            if not isinstance(m, AbstractModel):
-                raise TypeError(
-                    f"`models[{i}]` must be an odefit model such as odefit.PINN, got "
-                    f"{type(m).__name__}."
-                )
-        n = len(model_list)
-        batched_models = _stack(model_list, "models", dtype)
-    else:
-        raise TypeError(
-            "`models` must be an odefit model (batched) or a sequence of models, got "
-            f"{type(models).__name__}."
-        )
-    if problem_list is not None:
-        if len(problem_list) != n:
-            raise ValueError(
-                f"`problems` has {len(problem_list)} members but `models` has {n}."
-            )
-        batched_problems = _stack(problem_list, "problems", dtype)
-    else:
-        batched_problems = _broadcast(shared_problem, n)
-    check_model_matches(problem0, _member(batched_models, 0), ensemble=True)
-
-    steps = _check_steps(steps)
-    trainer = as_trainer(optimizer, steps)
-    if collocation is None:
-        collocation = trainer.default_collocation(steps)
-    elif not isinstance(collocation, AbstractCollocation):
-        raise TypeError(
-            "`collocation` must be odefit.Grid(n), odefit.Uniform(n) or another "
-            f"odefit collocation, got {type(collocation).__name__}."
-        )
-    observations = _check_observations(
-        observations, problem0, _member(batched_models, 0)
+    batched_problems, batched_models, n = _batched(problems, models)
+    problem0 = _member(batched_problems, 0)
+    steps = _setup.check_steps(steps)
+    setup = _setup.prepare(
+        problem0,
+        _member(batched_models, 0),
+        steps=steps,
+        optimizer=optimizer,
+        collocation=collocation,
+        observations=observations,
+        weights=weights,
+        terms=terms,
+        chunk_size=chunk_size,
+        callback=callback,
+        progress=progress,
+        throw=throw,
+        model_name="each of `models`",
     )
-    weights = check_weights(weights)
     keys = _member_keys(key, n)
     devices = _sharding.check_devices(devices)
     _sharding.check_divisible(n, devices, "The number of members")
-    chunk = _pick_chunk(steps, chunk_size)
-
-    params, static = eqx.partition(
-        (batched_models, batched_problems.args),
-        (
-            _member(batched_models, 0).trainable(),
-            args_mask(batched_problems.args),
-        ),
+    params, static = split(batched_models, batched_problems.args)
+    work = (
+        getattr(setup.collocation, "n", 256)
+        * sum(x.size for x in jtu.tree_leaves(params))
+        // n
     )
-    member_weights = sum(x.size for x in jtu.tree_leaves(params)) // n
-    work = getattr(collocation, "n", 256) * member_weights
     batch_size = _check_batch_size(batch_size, n, devices, work)
-    colloc_state = collocation.init(problem0.t0, problem0.t1, dtype)
-    # The problems' own `args` are not read by the loss: `train_step` passes the
-    # args rebuilt from `params` and `static` (with `Unknown`s being trained).
     params, static, keys, member_problems = _sharding.shard_members(
         (params, static, keys, batched_problems), devices
     )
+    objective = make_objective(
+        member_problems, static, setup.observations, setup.weights, setup.terms
+    )
     opt_state = _init_members(
-        params,
-        static,
-        member_problems,
+        objective, keys, params, setup.trainer, setup.collocation, batch_size
+    )
+    colloc_state = setup.collocation.init(
+        problem0.t0, problem0.t1, problem0.state.dtype
+    )
+    outcome = drive(
+        (params, opt_state, _broadcast(colloc_state, n)),
+        objective,
         keys,
-        colloc_state,
-        collocation,
-        observations,
-        weights,
-        trainer,
-        batch_size,
-    )
-    state = (params, opt_state, _broadcast(colloc_state, n))
-    carry = (
-        state,
-        state,
-        jnp.zeros((n,), jnp.int32),
-        jnp.zeros((n,), jnp.int32),
-        jnp.zeros((n,), jnp.int32),
-        jnp.full((n,), jnp.nan, dtype),
-    )
-    carry = _sharding.shard_members(carry, devices)
-
-    history: list[dict[str, np.ndarray]] = []
-    chunk_times: list[tuple[int, float]] = []
-    done = 0
-    interrupted = False
-    bar = tqdm(
-        total=steps,
-        disable=not progress,
-        unit="step",
-        dynamic_ncols=True,
-        mininterval=0.5,
+        setup.trainer,
+        setup.collocation,
+        steps=steps,
+        chunk=setup.chunk,
+        members=n,
+        batch_size=batch_size,
+        devices=devices,
+        progress=progress,
         desc=f"odefit ensemble ({n})",
+        callback=callback,
     )
-    with _InterruptGuard(verbose=progress) as interrupt:
-        try:
-            while done < steps:
-                if interrupt.requested:
-                    interrupted = True
-                    break
-                length = min(chunk - done % chunk, steps - done)
-                tic = time.perf_counter()
-                new_carry, stats = _run_members(
-                    carry,
-                    static,
-                    member_problems,
-                    keys,
-                    observations,
-                    weights,
-                    trainer,
-                    collocation,
-                    jnp.asarray(done),
-                    length,
-                    batch_size,
-                    devices,
-                )
-                stats = _sharding.fetch(stats)
-                chunk_times.append((length, time.perf_counter() - tic))
-                history.append({k: np.asarray(v).T for k, v in stats.items()})
-                carry, done = new_carry, done + length
-                status = np.asarray(_sharding.fetch(carry[2]))
-                bar.update(length)
-                running = status == _RUNNING
-                if running.any():
-                    last = history[-1]["loss"][running, -1]
-                    bar.set_postfix(
-                        loss=f"{float(np.median(last)):.3e}",
-                        running=int(running.sum()),
-                        refresh=False,
-                    )
-                else:
-                    break
-        except KeyboardInterrupt:
-            interrupted = True
-        finally:
-            bar.close()
-
-    accepted, current, status, at, _, _ = _sharding.fetch(carry)
-    status, at = np.array(status), np.array(at)
-    # A running member whose last step made its parameters non-finite ends on
-    # its accepted state, like a member whose loss became non-finite.
-    bad_end = (status == _RUNNING) & ~_members_finite(current[0], n)
-    status[bad_end], at[bad_end] = _DIVERGED, done
-    params, opt_state, colloc_state = _host_select(
-        status == _RUNNING, current, accepted
-    )
-    hist = (
-        {
-            name: np.concatenate([h[name] for h in history], axis=1)
-            for name in history[0]
-        }
-        if history
-        else {}
-    )
-    reasons, member_steps = _stop_reasons(status, at, hist, done, interrupted)
+    raise_if_failed(outcome.reasons, throw)
+    params, opt_state, colloc_state = outcome.state
     trained_models, args = eqx.combine(params, static)
-    trained_problems = _with_args(batched_problems, args)
     return EnsembleResult(
-        models=trained_models,
-        problems=trained_problems,
+        model=trained_models,
+        problem=with_args(batched_problems, args),
         args=resolve_args(args),
-        history=hist,
-        stop_reasons=reasons,
-        steps=member_steps,
+        history=outcome.history,
+        stop_reason=outcome.reasons,
+        steps=outcome.steps,
         opt_state=opt_state,
         collocation_state=colloc_state,
-        keys=keys,
+        key=keys,
         wall_time=time.perf_counter() - start_time,
-        compile_time=_compile_time(chunk_times),
+        compile_time=outcome.compile_time,
     )

@@ -20,12 +20,14 @@ import numpy as np
 from jaxtyping import Array, Float
 
 from ._collocation import AbstractCollocation
-from ._custom_types import Key, Scalar
-from ._fit import FitResult
+from ._custom_types import Args, Key, Scalar
+from ._losses import Term
 from ._models.base import AbstractModel
 from ._models.pinn import PINN
 from ._problems import IVP, AbstractProblem, SecondOrderIVP, _trajectory
-from ._stages import Stage, check_stages, concatenate_histories, fit_stages
+from ._result import FitResult, join_histories
+from ._setup import check_key
+from ._stages import Stage, check_stages, fit_stages
 from ._unknown import has_unknowns, resolve_args
 
 
@@ -95,6 +97,7 @@ class MarchingResult(eqx.Module):
 
     - `model`: the [`odefit.PiecewiseSolution`][] over every window fit.
     - `problem`: the whole problem.
+    - `args`: the problem's `args` (marching learns no unknowns).
     - `windows`: the [`odefit.FitResult`][] of every window, in time order (each
         fit in the window's time $s \in [0, 1]$; see [`odefit.fit_marching`][]).
     - `breakpoints`: the window boundaries (as many as fitted windows, plus one).
@@ -104,16 +107,19 @@ class MarchingResult(eqx.Module):
         then covers the windows fitted so far).
     - `steps`: the total number of optimiser steps.
     - `wall_time`: seconds, compilation included.
+    - `compile_time`: seconds of that spent compiling, summed over the windows.
     """
 
     model: PiecewiseSolution
     problem: AbstractProblem
+    args: Args
     windows: tuple[FitResult, ...]
     breakpoints: tuple[float, ...] = eqx.field(static=True)
     history: dict[str, np.ndarray]
     stop_reason: str = eqx.field(static=True)
     steps: int = eqx.field(static=True)
     wall_time: float = eqx.field(static=True)
+    compile_time: float = eqx.field(static=True)
 
 
 def _initial_state(problem: AbstractProblem):
@@ -249,9 +255,12 @@ def fit_marching(
     warm_start: bool = False,
     collocation: AbstractCollocation | None = None,
     weights: Mapping[str, float] | None = None,
+    terms: Mapping[str, Term] | None = None,
     progress: bool = True,
     chunk_size: int | None = None,
     throw: bool = False,
+    callback: Callable | None = None,
+    devices: Sequence[jax.Device] | None = None,
 ) -> MarchingResult:
     r"""Fits an initial-value problem window by window (time marching).
 
@@ -284,8 +293,10 @@ def fit_marching(
     - `width`, `depth`: of the default model.
     - `warm_start`: initialise each window's network with the previous window's
         weights (the same architecture is needed).
-    - `collocation`, `weights`, `progress`, `chunk_size`, `throw`: passed to every
-        fit; `collocation` applies to stages that do not name their own.
+    - `collocation`, `weights`, `terms`, `progress`, `chunk_size`, `throw`,
+        `callback`, `devices`: passed to every fit; `collocation` applies to
+        stages that do not name their own. A term or callback sees the window's
+        problem and model, in the window's time $s$.
 
     **Returns:** an [`odefit.MarchingResult`][]; `result.model` maps `t` to the
     state over the whole interval.
@@ -320,6 +331,7 @@ def fit_marching(
             "Fit the inverse problem with odefit.fit."
         )
     stages = check_stages(stages)
+    check_key(key)
     breakpoints = _check_windows(windows, problem, max_change)
     if model is None:
 
@@ -356,9 +368,12 @@ def fit_marching(
             key=fit_key,
             collocation=collocation,
             weights=weights,
+            terms=terms,
             progress=progress,
             chunk_size=chunk_size,
             throw=throw,
+            callback=callback,
+            devices=devices,
         )
         results.append(result)
         previous = PiecewiseSolution((result.model,), (a, b))
@@ -369,12 +384,14 @@ def fit_marching(
     return MarchingResult(
         model=PiecewiseSolution(tuple(r.model for r in results), fitted),
         problem=problem,
+        args=resolve_args(problem.args),
         windows=tuple(results),
         breakpoints=fitted,
-        history=concatenate_histories(
-            [r.history for r in results], "window", range(len(results))
-        ),
+        history=join_histories([r.history for r in results], "window"),
         stop_reason=stop_reason,
         steps=sum(r.steps for r in results),
         wall_time=time.perf_counter() - start,
+        compile_time=sum(
+            r.compile_time for r in results if not math.isnan(r.compile_time)
+        ),
     )

@@ -9,8 +9,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import ArrayLike, Float
 
-from ._fit import FitResult
 from ._problems import AbstractProblem
+from ._result import FitResult
 
 
 def _pyplot():

@@ -2,18 +2,22 @@
 
 import dataclasses
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
+import jax
 import jax.random as jr
 import numpy as np
 import optax
 
 from ._collocation import AbstractCollocation
 from ._custom_types import Key
-from ._fit import FitResult, fit
+from ._fit import fit
+from ._losses import Term
 from ._models.base import AbstractModel
 from ._observations import Observations
 from ._problems import AbstractProblem
+from ._result import FitResult, join_histories
+from ._setup import check_key
 from ._trainers import AbstractTrainer, as_trainer
 
 Stage = (
@@ -34,6 +38,16 @@ def check_stages(stages) -> list[tuple]:
             "`stages` must be a sequence of (optimizer, steps) pairs, e.g. "
             "[(optax.adam(1e-3), 5000), (odefit.LevenbergMarquardt(), 300)], got "
             f"{type(stages).__name__}."
+        )
+    if (
+        isinstance(stages, tuple)
+        and len(stages) in (2, 3)
+        and isinstance(stages[1], (int, np.integer))
+        and not isinstance(stages[0], tuple)
+    ):
+        raise TypeError(
+            "`stages` must be a list of (optimizer, steps) pairs; got one pair "
+            f"{stages!r}: wrap it in a list, [{stages!r}]."
         )
     if len(stages) == 0:
         raise ValueError("`stages` must contain at least one (optimizer, steps) pair.")
@@ -71,32 +85,6 @@ def check_stages(stages) -> list[tuple]:
     return out
 
 
-def concatenate_histories(
-    histories: Sequence[Mapping[str, np.ndarray]], label: str, labels: Sequence[int]
-) -> dict[str, np.ndarray]:
-    """Joins per-step histories end to end. A statistic missing from a part (e.g.
-    `"damping"` during an Adam stage) is NaN there; `label` records which part
-    each step came from."""
-    names: list[str] = []
-    for history in histories:
-        names += [n for n in history if n not in names]
-    lengths = [len(history.get("loss", ())) for history in histories]
-    out = {}
-    for name in names:
-        parts = []
-        for history, n in zip(histories, lengths, strict=True):
-            if name in history:
-                parts.append(np.asarray(history[name])[:n])
-            else:
-                dtype = np.asarray(history.get("loss", np.zeros(0))).dtype
-                parts.append(np.full((n,), np.nan, dtype=dtype))
-        out[name] = np.concatenate(parts) if parts else np.zeros((0,))
-    out[label] = np.concatenate(
-        [np.full((n,), i, dtype=np.int64) for i, n in zip(labels, lengths, strict=True)]
-    )
-    return out
-
-
 def fit_stages(
     problem: AbstractProblem,
     model: AbstractModel,
@@ -106,9 +94,12 @@ def fit_stages(
     collocation: AbstractCollocation | None = None,
     observations: Observations | None = None,
     weights: Mapping[str, float] | None = None,
+    terms: Mapping[str, Term] | None = None,
     progress: bool = True,
     chunk_size: int | None = None,
     throw: bool = False,
+    callback: Callable | None = None,
+    devices: Sequence[jax.Device] | None = None,
 ) -> FitResult:
     """Runs [`odefit.fit`][] once per stage, each stage starting from the model
     (and learned unknowns) the previous one ended with.
@@ -135,8 +126,9 @@ def fit_stages(
     - `collocation`: the collocation of every stage that does not name its own;
         default each optimiser's own default (uniform redraws for optax, a
         fixed grid for the least-squares trainers).
-    - `observations`, `weights`, `progress`, `chunk_size`, `throw`: passed to
-        every `fit`.
+    - `observations`, `weights`, `terms`, `progress`, `chunk_size`, `throw`,
+        `callback`, `devices`: passed to every `fit` (the callback sees each
+        stage's step count and history).
 
     **Returns:** an [`odefit.FitResult`][]: the last stage's model, problem, args
     and optimiser state; the histories of all stages end to end, with NaN where a
@@ -160,6 +152,7 @@ def fit_stages(
     ```
     """
     stages = check_stages(stages)
+    check_key(key)
     results = []
     for i, (optimizer, steps, stage_collocation) in enumerate(stages):
         result = fit(
@@ -170,10 +163,13 @@ def fit_stages(
             collocation=collocation if stage_collocation is None else stage_collocation,
             observations=observations,
             weights=weights,
+            terms=terms,
             key=jr.fold_in(key, i),
             progress=progress,
             chunk_size=chunk_size,
             throw=throw,
+            callback=callback,
+            devices=devices,
         )
         results.append(result)
         model, problem = result.model, result.problem
@@ -187,9 +183,7 @@ def fit_stages(
     # `replace` keeps any other field of the last stage's result as it is.
     return dataclasses.replace(
         last,
-        history=concatenate_histories(
-            [r.history for r in results], "stage", range(len(results))
-        ),
+        history=join_histories([r.history for r in results], "stage"),
         stop_reason=stop_reason,
         steps=sum(r.steps for r in results),
         key=key,

@@ -8,18 +8,13 @@ from typing import Any
 
 import equinox as eqx
 import jax
-import jax.numpy as jnp
 import optax
 from jaxtyping import Array, PyTree
 
 from ._collocation import AbstractCollocation, Grid, Uniform
+from ._losses import total_loss
 
 ResidualsFn = Callable[[PyTree], dict[str, Array]]
-
-
-def total_loss(terms: dict[str, Array]) -> tuple[Array, dict[str, Array]]:
-    losses = {name: jnp.sum(r**2) for name, r in terms.items()}
-    return sum(losses.values()), losses
 
 
 class AbstractTrainer(eqx.Module):

@@ -345,24 +345,24 @@ class NeuralODE(AbstractModel):
         t = jnp.asarray(t, self.y0.dtype)
         return self._solve(t, dfx.SaveAt(t1=True))[0]
 
+    def residual_scale(self) -> None:
+        # Its own vector field is integrated: no physics residual, data only.
+        return None
+
+    def conditions_built_in(self) -> bool:
+        return True
+
+    def check_problem(self, problem, *, name: str = "`model`") -> None:
+        if self.t0 != problem.t0:
+            raise ValueError(
+                f"{name} starts at t0={self.t0} but `problem` starts at "
+                f"t0={problem.t0}; build the model from this problem."
+            )
+
     def trainable(self):
         mask = jtu.tree_map(lambda _: False, self)
         return eqx.tree_at(
             lambda m: m.field.mlp,
             mask,
             jtu.tree_map(eqx.is_inexact_array, self.field.mlp),
-        )
-
-
-def check_neural_ode_fit(model: NeuralODE, problem: AbstractProblem, observations):
-    """What `fit` checks before fitting a `NeuralODE`."""
-    if model.t0 != problem.t0:
-        raise ValueError(
-            f"`model` starts at t0={model.t0} but `problem` starts at "
-            f"t0={problem.t0}; build the model from this problem."
-        )
-    if observations is None:
-        raise ValueError(
-            "A `NeuralODE` is fit to data, but `observations` is None: pass "
-            "`observations=odefit.Observations(ts, ys)`."
         )

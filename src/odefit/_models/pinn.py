@@ -137,3 +137,25 @@ class PINN(AbstractModel):
         return eqx.tree_at(
             lambda m: m.mlp, mask, jtu.tree_map(eqx.is_inexact_array, self.mlp)
         )
+
+    def residual_scale(self) -> Float[Array, "*state"]:
+        return self.scale
+
+    def conditions_built_in(self) -> bool:
+        return self.condition is not None
+
+    def check_problem(self, problem, *, name: str = "`model`") -> None:
+        if (self.t0, self.t1) != (problem.t0, problem.t1):
+            raise ValueError(
+                f"{name} was built for [{self.t0}, {self.t1}] but the problem is on "
+                f"[{problem.t0}, {problem.t1}]; build the model from this problem "
+                f"(odefit.PINN(problem, ...)), or pose the problem on "
+                f"[{self.t0}, {self.t1}]."
+            )
+        state = problem.state
+        if self.shape != state.shape or self.scale.dtype != state.dtype:
+            raise ValueError(
+                f"{name} predicts shape {self.shape} and dtype {self.scale.dtype} but "
+                f"the problem's state has shape {state.shape} and dtype "
+                f"{state.dtype}; build the model from this problem."
+            )

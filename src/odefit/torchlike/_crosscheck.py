@@ -19,7 +19,7 @@ import jax.random as jr
 import numpy as np
 
 from .._derivatives import derivatives
-from .._losses import check_weights, loss_terms
+from .._losses import loss_terms
 from .._models.pinn import PINN
 from .._problems import IVP, AbstractProblem, SecondOrderIVP
 from .._trainers import total_loss
@@ -322,9 +322,7 @@ def _second_order() -> _Ode:
 def odefit_pinn_loss(model: PINN, problem: AbstractProblem, ts):
     """odefit's own training loss for `model`: the loss terms `fit` builds, summed
     as the first-order trainers do."""
-    terms = loss_terms(
-        model, problem, resolve_args(problem.args), ts, None, check_weights(None)
-    )
+    terms = loss_terms(model, problem, ts)
     return total_loss(terms)[0]
 
 
