@@ -123,7 +123,7 @@ def _tex(x: float) -> str:
 
 def _provenance(data: dict) -> str:
     load = data.get("load_average_start"), data.get("load_average_end")
-    loads = " → ".join("/".join(f"{x:g}" for x in v) for v in load if v)
+    loads = " → ".join("/".join(f"{x:g}" for x in v) for v in load if v) or "?"
     versions = ", ".join(f"{k} {v}" for k, v in data.get("versions", {}).items())
     return (
         f"Measured {data['date']} with `{data['command']}` ({versions}); "
@@ -179,6 +179,46 @@ def accuracy_page_long_horizon() -> str:
         "| its [`error_estimate`][odefit.error_estimate] (no reference used) | "
         f"{_tex(rows['error_estimate of the marched fit']['relative_l2'])} | |",
     ]
+    return "\n".join(lines + ["", _provenance(data)])
+
+
+def torchlike_summary() -> str:
+    """Per case of `python -m odefit.torchlike`: how many quantities, the largest
+    difference from PyTorch (results/torchlike.json)."""
+    try:
+        data = _load("torchlike")
+    except Missing as e:
+        return _not_measured(str(e), "python -m odefit.torchlike --json PATH")
+    cases: dict[str, list[float]] = {}
+    for row in data["rows"]:
+        cases.setdefault(row["case"], []).append(row["difference"])
+    lines = ["| case | quantities | max \\|odefit − PyTorch\\| |", "|---|---|---|"]
+    for case, diffs in cases.items():
+        lines.append(f"| {case} | {len(diffs)} | {max(diffs):.1e} |")
+    every = [d for diffs in cases.values() for d in diffs]
+    lines.append(
+        f"| **all** | **{len(every)}** | **{max(every):.1e}** (tolerance "
+        f"{data['tolerance']:g}) |"
+    )
+    return "\n".join(lines + ["", _provenance(data)])
+
+
+def torchlike_threads() -> str:
+    """The threaded-training observations of results/torchlike.json."""
+    try:
+        data = _load("torchlike")
+    except Missing as e:
+        return _not_measured(str(e), "python -m odefit.torchlike --json PATH")
+    lines = ["| threaded training on shared weights | value | meaning |"]
+    lines.append("|---|---|---|")
+    for o in data["threads"]:
+        value = o["value"]
+        shown = f"{value:g}" if float(value).is_integer() else f"{value:.1e}"
+        if o["exact"]:
+            shown += " (exact)"
+        name = o["name"].replace("|", "\\|")
+        note = o["note"].replace("|", "\\|")
+        lines.append(f"| {name} | {shown} | {note} |")
     return "\n".join(lines + ["", _provenance(data)])
 
 

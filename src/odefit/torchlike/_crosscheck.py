@@ -19,10 +19,9 @@ import jax.random as jr
 import numpy as np
 
 from .._derivatives import derivatives
-from .._losses import loss_terms
+from .._losses import loss
 from .._models.pinn import PINN
 from .._problems import IVP, AbstractProblem, SecondOrderIVP
-from .._trainers import total_loss
 from .._unknown import resolve_args
 from . import _threads, _training
 from ._backward import backward, zero_grad
@@ -320,10 +319,9 @@ def _second_order() -> _Ode:
 
 
 def odefit_pinn_loss(model: PINN, problem: AbstractProblem, ts):
-    """odefit's own training loss for `model`: the loss terms `fit` builds, summed
-    as the first-order trainers do."""
-    terms = loss_terms(model, problem, ts)
-    return total_loss(terms)[0]
+    """odefit's own training loss for `model`: `odefit.loss`, what `fit`
+    minimises."""
+    return loss(model, problem, ts)
 
 
 def torch_net(mlp: eqx.nn.MLP):

@@ -5,18 +5,20 @@ weights: the cross-check behind the side-by-side loops of
 PyTorch: `optimizer.zero_grad()`, the loss with `autograd.grad(...,
 create_graph=True)`, `loss.backward()`, `optimizer.step()`. JAX: the trainable
 part of the model split off with `eqx.partition`, `eqx.filter_value_and_grad` of
-odefit's loss, `optimizer.update`, `eqx.apply_updates`. Same problem, ansatz, fixed
+`odefit.loss`, `optimizer.update`, `eqx.apply_updates`. Same problem, ansatz, fixed
 collocation points and Adam, float64: every weight agrees to rounding.
 """
 
 from typing import Any
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 import optax
 
+from .._losses import loss
 from .._models.pinn import PINN
 
 STEPS = 10
@@ -31,23 +33,9 @@ def network(model: PINN):
     return net if net is not None else model.mlp
 
 
-def _loss_fn():
-    # odefit's public loss when this version has it; the loss terms `fit` builds
-    # otherwise (the same sum).
-    import odefit
-
-    public = getattr(odefit, "loss", None)
-    if public is not None:
-        return lambda model, problem, ts: public(model, problem, ts)
-    from ._crosscheck import odefit_pinn_loss
-
-    return odefit_pinn_loss
-
-
 def jax_loop(model: PINN, problem, ts, *, steps=STEPS, lr=LEARNING_RATE):
     """The hand-written JAX loop: returns the trained model and the loss before
     each step."""
-    loss = _loss_fn()
     params, static = eqx.partition(model, model.trainable())
     optimizer = optax.adam(lr)
     opt_state = optimizer.init(params)
@@ -57,7 +45,10 @@ def jax_loop(model: PINN, problem, ts, *, steps=STEPS, lr=LEARNING_RATE):
         value, grads = eqx.filter_value_and_grad(
             lambda p: loss(eqx.combine(p, static), problem, ts)
         )(params)
-        updates, opt_state = optimizer.update(grads, opt_state, params)
+        # Optax's bias correction mixes integer and float arrays, which JAX's
+        # strict type promotion (odefit's tests use it) would refuse.
+        with jax.numpy_dtype_promotion("standard"):
+            updates, opt_state = optimizer.update(grads, opt_state, params)
         return eqx.apply_updates(params, updates), opt_state, value
 
     losses = []
@@ -78,10 +69,10 @@ def torch_loop(model: PINN, problem, torch_rhs, ts, *, steps=STEPS, lr=LEARNING_
     losses = []
     for _ in range(steps):
         optimizer.zero_grad()
-        loss, _ = torch_pinn_loss(net, model, problem, torch_rhs, ts)
-        loss.backward()
+        value, _ = torch_pinn_loss(net, model, problem, torch_rhs, ts)
+        value.backward()
         optimizer.step()
-        losses.append(loss.item())
+        losses.append(value.item())
     return net, np.asarray(losses)
 
 
