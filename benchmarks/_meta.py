@@ -55,3 +55,11 @@ def metadata(command: str, repeats: int) -> dict:
         "repeats": repeats,
         "versions": versions,
     }
+
+
+def complete(out: dict, command: str, repeats: int) -> dict:
+    """`out` with every metadata field it does not already record (a result file
+    keeps its own names for what it has, e.g. `machine.load_start`)."""
+    for key, value in metadata(command, repeats).items():
+        out.setdefault(key, value)
+    return out

@@ -1465,6 +1465,9 @@ def main(argv=None):
         },
         "problems": {},
     }
+    from _meta import complete  # benchmarks/_meta.py, beside this script
+
+    results = complete(results, results["command"], repeats=args.repeats)
     names = list(dict.fromkeys(["odefit", *frameworks]))
     log(f"starting one process per framework: {', '.join(names)}")
     workers = {name: Worker(name) for name in names}

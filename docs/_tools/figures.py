@@ -426,22 +426,6 @@ FIGURES = [
     ),
     # docstrings (those of modules owned elsewhere through PENDING below).
     Figure(
-        "src/odefit/_ensemble.py",
-        "8 per batch {ensemble('ensemble', 'fit_ensemble (batch_size=8)'):.2f}x the "
-        "speed of sequential fits, all at once "
-        "{ensemble('ensemble', 'fit_ensemble (batch_size=None)'):.2f}x; width 16, "
-        "64 points: all at once "
-        "{ensemble('ensemble_small', 'fit_ensemble (batch_size=64)'):.2f}x, 8 per "
-        "batch {ensemble('ensemble_small', 'fit_ensemble (batch_size=8)'):.2f}x.",
-    ),
-    Figure(
-        "src/odefit/_ensemble.py",
-        "8 per batch trained "
-        "{ensemble('ensemble', 'fit_ensemble (batch_size=8)'):.2f}x faster than "
-        "sequential fits and all 64 at once "
-        "{ensemble('ensemble', 'fit_ensemble (batch_size=None)'):.2f}x",
-    ),
-    Figure(
         "src/odefit/_lbfgs.py",
         "first `fit` call compiled in "
         "{sec(r['compile_time']['results']['neural_ode']['first_fit'])} on a 2-core "
@@ -544,26 +528,6 @@ class Pending(NamedTuple):
 
 
 PENDING: list[Pending] = [
-    Pending(
-        "src/odefit/_ensemble.py",
-        """Measured on 2 cores with
-        64 members: width 64, 256 points: 8 per batch 1.10x the speed of
-        sequential fits, all at once 0.87x; width 16, 64 points: all at once
-        1.87x, 8 per batch 1.38x.""",
-        """Measured on 2 cores with
-        64 members (`benchmarks/results/ensemble.json`, `ensemble_small.json`):
-        width 64, 256 points: 8 per batch 1.27x the speed of sequential fits, all
-        at once 1.01x; width 16, 64 points: all at once 1.87x, 8 per batch
-        1.38x.""",
-    ),
-    Pending(
-        "src/odefit/_ensemble.py",
-        # A comment: its lines without their leading "#".
-        """for that network, 8 per batch trained 1.10x faster than sequential fits
-        and all 64 at once 0.87x;""",
-        """for that network, 8 per batch trained 1.27x faster than sequential fits
-        and all 64 at once 1.01x (benchmarks/results/ensemble.json);""",
-    ),
     Pending(
         "src/odefit/_lbfgs.py",
         """the
