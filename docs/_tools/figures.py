@@ -350,13 +350,15 @@ FIGURES = [
     ),
     Figure(
         "README.md",
-        "ended up to {e(thread(HOGWILD_DATA + ': |weights'))}"
-        " away, in some weight, from the same updates taken in turn, and "
-        "{e(thread(HOGWILD_DATA + ': |run'))} from "
-        "its own other runs; written with `optimizer.step()` it raised autograd's "
-        "in-place error in "
-        "{thread('PyTorch Hogwild threads, optimizer.step(): runs that failed'):.0f} "
-        "of 3 runs",
+        "failed in "
+        "{thread('PyTorch Hogwild threads, optimizer.step(): runs that failed'):.0f}"
+        " of 3 runs written with `optimizer.step()` (autograd's in-place error, or "
+        "the process crashing) and in "
+        "{thread(HOGWILD_DATA + ': runs that failed'):.0f} of 3 written as "
+        "`p.data -= lr * p.grad`; the runs that finished ended up to "
+        "{e(thread(HOGWILD_DATA + ': |weights'))} away, in some weight, from the "
+        "same updates taken in turn, and {e(thread(HOGWILD_DATA + ': |run'))} from "
+        "each other",
     ),
     Figure(
         "README.md",
