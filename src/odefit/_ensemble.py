@@ -308,7 +308,7 @@ def _check_batch_size(batch_size, members: int, devices, work: int) -> int | Non
     return batch_size
 
 
-def _batched(problems, models) -> tuple[AbstractProblem, AbstractModel, int]:
+def _batched(problems, models) -> tuple[AbstractProblem, AbstractModel]:
     """The members' problems and models, stacked along a leading member axis."""
     if isinstance(problems, AbstractProblem):
         problem_list = None
@@ -341,12 +341,12 @@ def _batched(problems, models) -> tuple[AbstractProblem, AbstractModel, int]:
             f"{type(models).__name__}."
         )
     if problem_list is None:
-        return _broadcast(problems, n), batched_models, n
+        return _broadcast(problems, n), batched_models
     if len(problem_list) != n:
         raise ValueError(
             f"`problems` has {len(problem_list)} members but `models` has {n}."
         )
-    return _stack(problem_list, "problems", dtype), batched_models, n
+    return _stack(problem_list, "problems", dtype), batched_models
 
 
 @eqx.filter_jit
@@ -389,9 +389,9 @@ def fit_ensemble(
     rounding, where `keys = jax.random.split(key, M)`. A member that diverges or
     stalls is frozen at its last good state while the others carry on.
 
-    The members share their structure (vector field, interval, network
-    architecture, optimiser, collocation, `observations`, `terms`) and differ in
-    array and number values: weights, `args` entries, initial values.
+    Members share their structure (vector field, interval, architecture,
+    optimiser, collocation, `observations`, `terms`) and differ in array and
+    number values: weights, `args` entries, initial values.
 
     **Arguments:**
 
@@ -406,13 +406,11 @@ def fit_ensemble(
     - `throw`: raise `RuntimeError` if any member diverges or stalls.
     - `key`: one `jax.random` key, split into one per member, or a batch of
         keys, one per member.
-    - `batch_size`: an integer `k` runs `k` members at a time inside the
-        compiled step (`jax.lax.map(..., batch_size=k)`); `None` vectorises all
-        members at once. `"auto"` (default) is `None` on an accelerator or with
-        `devices`; on a CPU it batches members up to a fixed amount of work per
-        step (collocation points times weights), as measured in
-        `benchmarks/results/ensemble.json`. The results do not depend on it, to
-        rounding.
+    - `batch_size`: `k` runs `k` members at a time in the compiled step
+        (`jax.lax.map(..., batch_size=k)`), `None` all at once. `"auto"`: `None`
+        on an accelerator or with `devices`; on a CPU, members up to a fixed
+        work per step (see `benchmarks/results/ensemble.json`). Results do not
+        depend on it, to rounding.
     - `devices`: split the members across these devices (e.g. `jax.devices()`);
         the number of members must be divisible by their number.
 
@@ -440,11 +438,10 @@ def fit_ensemble(
     ```
     """
     start_time = time.perf_counter()
-    batched_problems, batched_models, n = _batched(problems, models)
-    problem0 = _member(batched_problems, 0)
+    batched_problems, batched_models = _batched(problems, models)
     steps = _setup.check_steps(steps)
     setup = _setup.prepare(
-        problem0,
+        _member(batched_problems, 0),
         _member(batched_models, 0),
         steps=steps,
         optimizer=optimizer,
@@ -458,30 +455,12 @@ def fit_ensemble(
         throw=throw,
         model_name="each of `models`",
     )
-    keys = _member_keys(key, n)
-    devices = _sharding.check_devices(devices)
-    _sharding.check_divisible(n, devices, "The number of members")
-    params, static = split(batched_models, batched_problems.args)
-    work = (
-        getattr(setup.collocation, "n", 256)
-        * sum(x.size for x in jtu.tree_leaves(params))
-        // n
+    objective, state, keys, batch_size, devices = _start(
+        batched_problems, batched_models, setup, key, batch_size, devices
     )
-    batch_size = _check_batch_size(batch_size, n, devices, work)
-    params, static, keys, member_problems = _sharding.shard_members(
-        (params, static, keys, batched_problems), devices
-    )
-    objective = make_objective(
-        member_problems, static, setup.observations, setup.weights, setup.terms
-    )
-    opt_state = _init_members(
-        objective, keys, params, setup.trainer, setup.collocation, batch_size
-    )
-    colloc_state = setup.collocation.init(
-        problem0.t0, problem0.t1, problem0.state.dtype
-    )
+    n = keys.shape[0]
     outcome = drive(
-        (params, opt_state, _broadcast(colloc_state, n)),
+        state,
         objective,
         keys,
         setup.trainer,
@@ -496,11 +475,46 @@ def fit_ensemble(
         callback=callback,
     )
     raise_if_failed(outcome.reasons, throw)
+    return _result(outcome, batched_problems, objective.static, keys, start_time)
+
+
+def _start(problems, models, setup, key, batch_size, devices):
+    """The objective, the initial state of every member, their keys, the batch
+    size and the devices, checked; everything placed on the devices."""
+    n = _batch_size(models, "models")
+    keys = _member_keys(key, n)
+    devices = _sharding.check_devices(devices)
+    _sharding.check_divisible(n, devices, "The number of members")
+    params, static = split(models, problems.args)
+    work = (
+        getattr(setup.collocation, "n", 256)
+        * sum(x.size for x in jtu.tree_leaves(params))
+        // n
+    )
+    batch_size = _check_batch_size(batch_size, n, devices, work)
+    params, static, keys, problems = _sharding.shard_members(
+        (params, static, keys, problems), devices
+    )
+    objective = make_objective(
+        problems, static, setup.observations, setup.weights, setup.terms
+    )
+    opt_state = _init_members(
+        objective, keys, params, setup.trainer, setup.collocation, batch_size
+    )
+    problem0 = _member(problems, 0)
+    colloc_state = setup.collocation.init(
+        problem0.t0, problem0.t1, problem0.state.dtype
+    )
+    state = (params, opt_state, _broadcast(colloc_state, n))
+    return objective, state, keys, batch_size, devices
+
+
+def _result(outcome, problems, static, keys, start_time) -> EnsembleResult:
     params, opt_state, colloc_state = outcome.state
-    trained_models, args = eqx.combine(params, static)
+    models, args = eqx.combine(params, static)
     return EnsembleResult(
-        model=trained_models,
-        problem=with_args(batched_problems, args),
+        model=models,
+        problem=with_args(problems, args),
         args=resolve_args(args),
         history=outcome.history,
         stop_reason=outcome.reasons,
