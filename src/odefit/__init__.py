@@ -54,7 +54,7 @@ from ._problems import (
     AbstractProblem as AbstractProblem,
     SecondOrderIVP as SecondOrderIVP,
 )
-from ._result import FitResult as FitResult
+from ._result import FitResult as FitResult, join_results as join_results
 from ._stages import fit_stages as fit_stages
 from ._trainers import AbstractTrainer as AbstractTrainer
 from ._unknown import Unknown as Unknown

@@ -1,6 +1,7 @@
 """What a fit returns, why it stopped, and its history: below both the training core
 and checkpoints, so that neither imports the other."""
 
+import dataclasses
 import enum
 import math
 from collections.abc import Mapping, Sequence
@@ -184,3 +185,46 @@ class FitResult(eqx.Module):
     key: Key
     wall_time: float = eqx.field(static=True)
     compile_time: float = eqx.field(static=True)
+
+
+def join_results(results: Sequence[FitResult], label: str = "stage") -> FitResult:
+    """One [`odefit.FitResult`][] for fits run one after the other, each starting
+    from the model the previous one ended with (e.g. Adam, then L-BFGS).
+
+    **Arguments:**
+
+    - `results`: the fits' results, in order.
+    - `label`: the name of the history column that gives each step's part.
+
+    **Returns:** the last result (model, problem, args, optimiser state, stop
+    reason), with the histories joined end to end (a statistic missing from a part
+    is NaN there; column `label` holds the part's index) and the steps, wall and
+    compile times summed.
+
+    **Example:**
+
+    ```python
+    import jax, optax, odefit
+
+    problem = odefit.IVP(lambda t, y, args: -y, t0=0.0, t1=1.0, y0=1.0)
+    model = odefit.PINN(problem, width=16, depth=2, key=jax.random.key(0))
+    warm = odefit.fit(problem, model, steps=300, key=jax.random.key(1),
+                      progress=False)
+    polish = odefit.fit(problem, warm.model, steps=20,
+                        optimizer=odefit.LevenbergMarquardt(points=32),
+                        key=jax.random.key(2), progress=False)
+    both = odefit.join_results([warm, polish])
+    both.history["stage"]      # 300 zeros, then 20 ones
+    ```
+    """
+    results = list(results)
+    if not results or not all(isinstance(r, FitResult) for r in results):
+        raise TypeError("`results` must be a non-empty sequence of odefit.FitResult.")
+    compile_times = [r.compile_time for r in results if not math.isnan(r.compile_time)]
+    return dataclasses.replace(
+        results[-1],
+        history=join_histories([r.history for r in results], label),
+        steps=sum(r.steps for r in results),
+        wall_time=sum(r.wall_time for r in results),
+        compile_time=sum(compile_times) if compile_times else math.nan,
+    )
