@@ -25,7 +25,6 @@ from jaxtyping import Array, Float
 from . import _setup, _sharding
 from ._collocation import AbstractCollocation
 from ._custom_types import Args, Key
-from ._fit import with_args
 from ._loop import drive, map_members, raise_if_failed
 from ._losses import Term
 from ._metrics import relative_l2
@@ -35,7 +34,6 @@ from ._observations import Observations
 from ._problems import AbstractProblem
 from ._result import FitResult
 from ._trainers import AbstractTrainer
-from ._unknown import resolve_args
 
 
 class EnsembleResult(eqx.Module):
@@ -308,38 +306,36 @@ def _check_batch_size(batch_size, members: int, devices, work: int) -> int | Non
     return batch_size
 
 
+def _members(value, name: str, single: type, check, what: str) -> list | None:
+    """`None` for one `single` object (shared or batched), else the checked
+    members of the sequence `value`."""
+    if isinstance(value, single):
+        return None
+    if not isinstance(value, Sequence) or isinstance(value, (str, bytes)):
+        raise TypeError(
+            f"`{name}` must be {what} or a sequence of them, got "
+            f"{type(value).__name__}."
+        )
+    if not value:
+        raise ValueError(f"`{name}` must not be empty.")
+    for i, x in enumerate(value):
+        check(x, f"`{name}[{i}]`")
+    return list(value)
+
+
 def _batched(problems, models) -> tuple[AbstractProblem, AbstractModel]:
     """The members' problems and models, stacked along a leading member axis."""
-    if isinstance(problems, AbstractProblem):
-        problem_list = None
-    elif isinstance(problems, Sequence) and not isinstance(problems, (str, bytes)):
-        problem_list = list(problems)
-        if not problem_list:
-            raise ValueError("`problems` must not be empty.")
-        for i, p in enumerate(problem_list):
-            _setup.check_problem(p, f"`problems[{i}]`")
-    else:
-        raise TypeError(
-            "`problems` must be an odefit problem or a sequence of them, got "
-            f"{type(problems).__name__}."
-        )
+    problem_list = _members(
+        problems, "problems", AbstractProblem, _setup.check_problem, "an odefit problem"
+    )
+    model_list = _members(
+        models, "models", AbstractModel, _setup.check_model, "an odefit model (batched)"
+    )
     dtype = (problems if problem_list is None else problem_list[0]).state.dtype
-    if isinstance(models, AbstractModel):
-        n = _batch_size(models, "models")
-        batched_models = models
-    elif isinstance(models, Sequence) and not isinstance(models, (str, bytes)):
-        model_list = list(models)
-        if not model_list:
-            raise ValueError("`models` must not be empty.")
-        for i, m in enumerate(model_list):
-            _setup.check_model(m, f"`models[{i}]`")
-        n = len(model_list)
-        batched_models = _stack(model_list, "models", dtype)
+    if model_list is None:
+        n, batched_models = _batch_size(models, "models"), models
     else:
-        raise TypeError(
-            "`models` must be an odefit model (batched) or a sequence of models, got "
-            f"{type(models).__name__}."
-        )
+        n, batched_models = len(model_list), _stack(model_list, "models", dtype)
     if problem_list is None:
         return _broadcast(problems, n), batched_models
     if len(problem_list) != n:
@@ -438,23 +434,11 @@ def fit_ensemble(
     ```
     """
     start_time = time.perf_counter()
+    options = _setup.shared(locals())
     batched_problems, batched_models = _batched(problems, models)
     steps = _setup.check_steps(steps)
-    setup = _setup.prepare(
-        _member(batched_problems, 0),
-        _member(batched_models, 0),
-        steps=steps,
-        optimizer=optimizer,
-        collocation=collocation,
-        observations=observations,
-        weights=weights,
-        terms=terms,
-        chunk_size=chunk_size,
-        callback=callback,
-        progress=progress,
-        throw=throw,
-        model_name="each of `models`",
-    )
+    first = (_member(batched_problems, 0), _member(batched_models, 0))
+    setup = _setup.prepare(*first, steps, model_name="each of `models`", **options)
     objective, state, keys, batch_size, devices = _start(
         batched_problems, batched_models, setup, key, batch_size, devices
     )
@@ -475,7 +459,13 @@ def fit_ensemble(
         callback=callback,
     )
     raise_if_failed(outcome.reasons, throw)
-    return _result(outcome, batched_problems, objective.static, keys, start_time)
+    return outcome.result(
+        EnsembleResult,
+        problem=batched_problems,
+        static=objective.static,
+        key=keys,
+        start_time=start_time,
+    )
 
 
 def _start(problems, models, setup, key, batch_size, devices):
@@ -507,21 +497,3 @@ def _start(problems, models, setup, key, batch_size, devices):
     )
     state = (params, opt_state, _broadcast(colloc_state, n))
     return objective, state, keys, batch_size, devices
-
-
-def _result(outcome, problems, static, keys, start_time) -> EnsembleResult:
-    params, opt_state, colloc_state = outcome.state
-    models, args = eqx.combine(params, static)
-    return EnsembleResult(
-        model=models,
-        problem=with_args(problems, args),
-        args=resolve_args(args),
-        history=outcome.history,
-        stop_reason=outcome.reasons,
-        steps=outcome.steps,
-        opt_state=opt_state,
-        collocation_state=colloc_state,
-        key=keys,
-        wall_time=time.perf_counter() - start_time,
-        compile_time=outcome.compile_time,
-    )

@@ -7,7 +7,6 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import NamedTuple
 
-import equinox as eqx
 import jax
 import optax
 
@@ -20,13 +19,8 @@ from ._models.base import AbstractModel
 from ._objective import Objective, make_objective, split
 from ._observations import Observations
 from ._problems import AbstractProblem
-from ._result import FitResult
+from ._result import FitResult, with_args
 from ._trainers import AbstractTrainer
-from ._unknown import resolve_args
-
-
-def with_args(problem: AbstractProblem, args) -> AbstractProblem:
-    return eqx.tree_at(lambda p: p.args, problem, args, is_leaf=lambda x: x is None)
 
 
 def fit(
@@ -109,27 +103,20 @@ def fit(
     ```
     """
     start_time = time.perf_counter()
+    options = _setup.shared(locals())
     problem, model, key, previous = _unpack(problem, model, key)
     total = (0 if previous is None else previous.steps) + _setup.check_steps(steps)
-    setup = _setup.prepare(
-        problem,
-        model,
-        steps=total,
-        optimizer=optimizer,
-        collocation=collocation,
-        observations=observations,
-        weights=weights,
-        terms=terms,
-        chunk_size=chunk_size,
-        callback=callback,
-        progress=progress,
-        throw=throw,
-    )
+    setup = _setup.prepare(problem, model, total, **options)
     _setup.check_checkpointing(checkpoint_path, checkpoint_every, resume)
     devices = _sharding.check_devices(devices)
     start = _start(problem, model, setup, key, previous, checkpoint_path, resume, total)
     finish = functools.partial(
-        _result, problem=problem, static=start.objective.static, key=key, t0=start_time
+        Outcome.result,
+        cls=FitResult,
+        problem=problem,
+        static=start.objective.static,
+        key=key,
+        start_time=start_time,
     )
     outcome = drive(
         start.state,
@@ -198,24 +185,6 @@ def _start(problem, model, setup, key, previous, checkpoint_path, resume, total)
         state = (params, saved.opt_state, saved.collocation_state)
         start = _Start(objective, state, saved.steps, saved.history)
     return start
-
-
-def _result(outcome: Outcome, *, problem, static, key, t0: float) -> FitResult:
-    params, opt_state, colloc_state = outcome.state
-    model, args = eqx.combine(params, static)
-    return FitResult(
-        model=model,
-        problem=with_args(problem, args),
-        args=resolve_args(args),
-        history=outcome.history,
-        stop_reason=outcome.reasons,
-        steps=outcome.steps,
-        opt_state=opt_state,
-        collocation_state=colloc_state,
-        key=key,
-        wall_time=time.perf_counter() - t0,
-        compile_time=outcome.compile_time,
-    )
 
 
 def _checkpointer(path, finish: Callable[[Outcome], FitResult]):

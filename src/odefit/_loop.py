@@ -41,8 +41,10 @@ from ._result import (
     history_length,
     join_histories,
     stop_message,
+    with_args,
 )
 from ._trainers import AbstractTrainer
+from ._unknown import resolve_args
 
 # The largest step count the compiled loop's int32 counters hold.
 MAX_STEPS = 2**31 - 1
@@ -285,6 +287,25 @@ class Outcome(NamedTuple):
     history: dict[str, np.ndarray]
     done: int
     compile_time: float
+
+    def result(self, cls, *, problem, static, key, start_time: float):
+        """The front end's result (`FitResult` or `EnsembleResult`, which share
+        their field names): trained model, problem with its learned args, ..."""
+        params, opt_state, colloc_state = self.state
+        model, args = eqx.combine(params, static)
+        return cls(
+            model=model,
+            problem=with_args(problem, args),
+            args=resolve_args(args),
+            history=self.history,
+            stop_reason=self.reasons,
+            steps=self.steps,
+            opt_state=opt_state,
+            collocation_state=colloc_state,
+            key=key,
+            wall_time=time.perf_counter() - start_time,
+            compile_time=self.compile_time,
+        )
 
 
 def _outcome(

@@ -97,6 +97,11 @@ def stop_message(
     )
 
 
+def with_args(problem: AbstractProblem, args: Args) -> AbstractProblem:
+    """`problem` with its `args` replaced."""
+    return eqx.tree_at(lambda p: p.args, problem, args, is_leaf=lambda x: x is None)
+
+
 def failed(stop_reason: str) -> bool:
     """Whether a stop reason is a failure (divergence or stall)."""
     return stop_reason.startswith(("diverged", "stalled"))

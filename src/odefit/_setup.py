@@ -181,11 +181,30 @@ class Setup(NamedTuple):
     chunk: int
 
 
+# The options every `fit*` front end passes on to `prepare` unchanged.
+SHARED = (
+    "optimizer",
+    "collocation",
+    "observations",
+    "weights",
+    "terms",
+    "chunk_size",
+    "callback",
+    "progress",
+    "throw",
+)
+
+
+def shared(arguments: Mapping[str, Any]) -> dict[str, Any]:
+    """The shared options among a front end's arguments (its `locals()`)."""
+    return {name: arguments[name] for name in SHARED}
+
+
 def prepare(
     problem: AbstractProblem,
     model: AbstractModel,
-    *,
     steps: int,
+    *,
     optimizer,
     collocation,
     observations,
