@@ -203,6 +203,11 @@ class ResidualMLP(eqx.Module):
     model = odefit.PINN(problem, network=network)
     model(0.5).shape   # ()
     ```
+
+    **References:**
+
+    He, Zhang, Ren & Sun, *Deep Residual Learning for Image Recognition*, CVPR
+    2016, [arXiv:1512.03385](https://arxiv.org/abs/1512.03385).
     """
 
     layers: tuple[eqx.nn.Linear, ...]
