@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import jax.random as jr
 import jax.tree_util as jtu
+from jax.typing import DTypeLike
 from jaxtyping import Array, ArrayLike, Float, PyTree
 
 from .._custom_types import Key
@@ -106,7 +107,7 @@ class FourierMLP(eqx.Module):
         sigma: float | None = None,
         activation: Callable[[Array], Array] = jnp.tanh,
         key: Key,
-        dtype=None,
+        dtype: DTypeLike | None = None,
     ):
         in_size = _check_positive_int(in_size, "in_size")
         out_size = _check_positive_int(out_size, "out_size")
@@ -226,7 +227,7 @@ class ResidualMLP(eqx.Module):
         depth: int = 3,
         activation: Callable[[Array], Array] = jnp.tanh,
         key: Key,
-        dtype=None,
+        dtype: DTypeLike | None = None,
     ):
         in_size = _check_positive_int(in_size, "in_size")
         out_size = _check_positive_int(out_size, "out_size")
