@@ -306,3 +306,38 @@ def test_residual_mlp_structure(getkey):
     np.testing.assert_allclose(net(x), mlp.layers[3](h), rtol=1e-14)
     with pytest.raises(ValueError, match=r"`depth` must be an integer >= 1"):
         odefit.ResidualMLP(out_size=1, depth=0, key=getkey())
+
+
+# -- with the rest of odefit -------------------------------------------------------
+
+
+def test_custom_network_checkpoint_round_trip(getkey, tmp_path):
+    net = odefit.FourierMLP(out_size=1, width=8, depth=1, frequencies=3, key=getkey())
+    model = odefit.PINN(DECAY, network=net)
+    result = _fit_lm(model, steps=3, points=32)
+    path = tmp_path / "run.ckpt"
+    odefit.save(path, result)
+    loaded = odefit.load(path, DECAY, model)
+    for a, b in zip(
+        jax.tree.leaves(eqx.filter(loaded.model, eqx.is_array)),
+        jax.tree.leaves(eqx.filter(result.model, eqx.is_array)),
+        strict=True,
+    ):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_custom_networks_in_an_ensemble(getkey):
+    models = [
+        odefit.PINN(DECAY, network=TwoLayerTanh(8, 1, key=k))
+        for k in jr.split(getkey(), 2)
+    ]
+    result = odefit.fit_ensemble(
+        DECAY,
+        models,
+        steps=20,
+        optimizer=odefit.LevenbergMarquardt(points=32),
+        key=getkey(),
+        progress=False,
+    )
+    assert result.models.network.w1.shape == (2, 8, 1)
+    assert np.all(np.asarray(result.relative_l2(TS, jnp.exp(-2.0 * TS))) < 1e-3)
