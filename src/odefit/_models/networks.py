@@ -12,12 +12,7 @@ from jax.typing import DTypeLike
 from jaxtyping import Array, ArrayLike, Float, PyTree
 
 from .._custom_types import Key
-
-
-def _check_positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"`{name}` must be an integer >= 1, got {value!r}.")
-    return value
+from .pinn import _check_positive_int
 
 
 def _float_dtype(dtype) -> jnp.dtype:
