@@ -25,7 +25,7 @@ from jaxtyping import Array, Float
 from . import _setup, _sharding
 from ._collocation import AbstractCollocation
 from ._custom_types import Args, Key
-from ._loop import drive, map_members, raise_if_failed
+from ._loop import drive, interruptible, map_members, raise_if_failed
 from ._losses import Term
 from ._metrics import relative_l2
 from ._models.base import AbstractModel
@@ -356,6 +356,7 @@ def _init_members(objective, keys, params, trainer, collocation, batch_size):
     return map_members(init, members, batch_size)
 
 
+@interruptible
 def fit_ensemble(
     problems: AbstractProblem | Sequence[AbstractProblem],
     models: AbstractModel | Sequence[AbstractModel],

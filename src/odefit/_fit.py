@@ -13,7 +13,7 @@ import optax
 from . import _checkpoint, _setup, _sharding
 from ._collocation import AbstractCollocation
 from ._custom_types import Key
-from ._loop import Outcome, drive, raise_if_failed
+from ._loop import Outcome, drive, interruptible, raise_if_failed
 from ._losses import Term
 from ._models.base import AbstractModel
 from ._objective import Objective, make_objective, split
@@ -23,6 +23,7 @@ from ._result import FitResult, with_args
 from ._trainers import AbstractTrainer
 
 
+@interruptible
 def fit(
     problem: AbstractProblem,
     model: AbstractModel | FitResult,

@@ -21,6 +21,7 @@ from jaxtyping import Array, Float
 
 from ._collocation import AbstractCollocation
 from ._custom_types import Args, Key, Scalar
+from ._loop import interruptible
 from ._losses import Term
 from ._models.base import AbstractModel
 from ._models.pinn import PINN
@@ -242,6 +243,7 @@ def _window(problem: AbstractProblem, a: float, b: float, previous):
     return IVP(_WindowField(problem.vector_field), 0.0, 1.0, y0, args)
 
 
+@interruptible
 def fit_marching(
     problem: IVP | SecondOrderIVP,
     *,

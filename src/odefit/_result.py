@@ -18,6 +18,10 @@ from ._problems import AbstractProblem
 # (a least-squares trainer rejecting every step on a fixed grid), or when the
 # trainer reports a nonzero `"stalled"` statistic.
 STALL_STEPS = 50
+# A fit has blown up when its loss, still finite, exceeds the loss of its first
+# step this many times: no fit that is converging gets there, not even while a
+# growing collocation window shows it new parts of the interval.
+BLOWUP = 1e6
 
 
 class Stop(enum.IntEnum):
@@ -31,6 +35,7 @@ class Stop(enum.IntEnum):
     COMPLETED = 4
     INTERRUPTED = 5
     CALLBACK = 6
+    BLOWUP = 7  # finite, but BLOWUP times the first step's loss
 
 
 # What a periodic checkpoint of a fit that is still running records as its stop
@@ -51,12 +56,15 @@ def stop_message(
     value: float | None = None,
     kept: int = 0,
     kept_loss: float = math.nan,
+    initial: float = math.nan,
+    detail: str = "",
 ) -> str:
     """The one sentence that says why a fit stopped, where, and what to try.
 
     `step`: where it stopped (for `STALLED`, where the flat run began); `value`:
     the non-finite loss (`None` when only the parameters were non-finite) or the
-    unchanged loss; `kept`, `kept_loss`: the step and loss of the model returned.
+    unchanged loss; `kept`, `kept_loss`: the step and loss of the model returned;
+    `initial`: the first step's loss; `detail`: what is non-finite, and where.
     """
     if stop in (Stop.RUNNING, Stop.COMPLETED):
         return "completed" if stop == Stop.COMPLETED else RUNNING
@@ -64,18 +72,26 @@ def stop_message(
         return "interrupted"
     if stop == Stop.CALLBACK:
         return "stopped by callback"
+    if stop == Stop.BLOWUP:
+        return (
+            f"diverged at step {step}: the loss became {value:.4g}, more than "
+            f"{BLOWUP:.0e} times that of the first step ({initial:.4g}), though it "
+            f"stayed finite. The model of step {kept}, with the lowest loss "
+            f"({kept_loss:.4g}), is returned. {_FIXES}"
+        )
     if stop == Stop.DIVERGED:
+        detail = f" ({detail})" if detail else ""
         if step == 0:
             return (
-                f"diverged at step 0: the loss of the initial model is {value}, so "
-                "the residual or data term is not finite somewhere. The initial "
-                "model is returned. Check that the vector field is finite over the "
-                "whole interval [t0, t1], not only at t0, and the observations."
+                f"diverged at step 0: the loss of the initial model is {value}"
+                f"{detail}. The initial model is returned. Check that the vector "
+                "field is finite over the whole interval [t0, t1], not only at t0, "
+                "and the observations."
             )
         what = (
             "the parameters became non-finite"
             if value is None
-            else f"the loss became {value}"
+            else f"the loss became {value}{detail}"
         )
         return (
             f"diverged at step {step}: {what}. The last finite model, from step "

@@ -11,6 +11,7 @@ import optax
 from ._collocation import AbstractCollocation
 from ._custom_types import Key
 from ._fit import fit
+from ._loop import interruptible
 from ._losses import Term
 from ._models.base import AbstractModel
 from ._observations import Observations
@@ -84,6 +85,7 @@ def check_stages(stages) -> list[tuple]:
     return out
 
 
+@interruptible
 def fit_stages(
     problem: AbstractProblem,
     model: AbstractModel,
