@@ -50,6 +50,36 @@ def _check_interval(t0, t1) -> tuple[float, float]:
     return t0, t1
 
 
+# The fewest distinct values of the state's dtype that [t0, t1] must hold: with
+# fewer, collocation points collapse onto a handful of times (at 1e9 in float32
+# the spacing is 64, so [1e9, 1e9 + 1] holds one value) and the network's scaled
+# input is constant.
+MIN_RESOLVED_TIMES = 10_000
+
+
+def _ordered(value: float, dtype) -> int:
+    """The position of `value` (rounded to `dtype`) among that dtype's floats: the
+    difference of two positions counts the floats between them."""
+    dtype = np.dtype(dtype)
+    bits = np.array(value, dtype).view(np.dtype(f"i{dtype.itemsize}")).item()
+    sign = 1 << (8 * dtype.itemsize - 1)
+    return bits if bits >= 0 else -(bits & (sign - 1))
+
+
+def _check_resolution(t0: float, t1: float, dtype) -> None:
+    count = _ordered(t1, dtype) - _ordered(t0, dtype)
+    if count < MIN_RESOLVED_TIMES:
+        dtype = np.dtype(dtype)
+        raise ValueError(
+            f"`t0`={t0!r} and `t1`={t1!r} are too close together for {dtype} (the "
+            f"state's dtype): only {max(count, 0) + 1} distinct {dtype} values lie "
+            f"in [t0, t1], and resolving the interval needs at least "
+            f"{MIN_RESOLVED_TIMES}. Shift time so that it starts at 0 (t0=0.0, "
+            f"t1={t1 - t0!r}), or use float64 (enable "
+            "`jax.config.update('jax_enable_x64', True)` and pass a float64 state)."
+        )
+
+
 def _as_state(value, name: str) -> Float[Array, "*state"]:
     if isinstance(value, bool) or value is None or isinstance(value, str):
         raise TypeError(f"`{name}` must be a float or a 1-D array, got {value!r}.")
@@ -334,6 +364,7 @@ class IVP(AbstractProblem):
     ):
         self.t0, self.t1 = _check_interval(t0, t1)
         self.y0 = _as_state(y0, "y0")
+        _check_resolution(self.t0, self.t1, self.y0.dtype)
         self.args = args
         _check_function(
             vector_field,
@@ -474,6 +505,7 @@ class SecondOrderIVP(_AbstractSecondOrder):
     ):
         self.t0, self.t1 = _check_interval(t0, t1)
         self.y0 = _as_state(y0, "y0")
+        _check_resolution(self.t0, self.t1, self.y0.dtype)
         self.dy0 = _as_state(dy0, "dy0").astype(self.y0.dtype)
         _check_same_shape("dy0", "y0", self.dy0, self.y0)
         self.args = args
@@ -591,6 +623,7 @@ class BVP(_AbstractSecondOrder):
     ):
         self.t0, self.t1 = _check_interval(t0, t1)
         self.ya = _as_state(ya, "ya")
+        _check_resolution(self.t0, self.t1, self.ya.dtype)
         self.yb = _as_state(yb, "yb").astype(self.ya.dtype)
         _check_same_shape("yb", "ya", self.yb, self.ya)
         self.args = args

@@ -30,13 +30,13 @@ def check_int(
     """`value` as a Python int: a Python or NumPy integer (not a bool, not a
     float such as 2.0) in `[minimum, maximum]`; `ValueError` naming `name`
     otherwise."""
-    bounds = "an integer"
-    if minimum is not None and maximum is not None:
-        bounds = f"an integer in [{minimum}, {maximum}]"
-    elif minimum is not None:
-        bounds = f"an integer >= {minimum}"
-    elif maximum is not None:
-        bounds = f"an integer <= {maximum}"
+    parts = [f">= {minimum}"] if minimum is not None else []
+    parts += [f"<= {maximum}"] if maximum is not None else []
+    bounds = (
+        " and ".join(["an integer " + parts[0], *parts[1:]])
+        if parts
+        else ("an integer")
+    )
     if _is_bool(value) or not isinstance(value, (numbers.Integral, np.integer)):
         raise ValueError(f"`{name}` must be {bounds}, got {value!r}.")
     out = int(value)
@@ -87,7 +87,8 @@ def check_bool(value, name: str) -> bool:
     such as `"no"` (which Python would treat as true) is a `TypeError`."""
     if not _is_bool(value):
         raise TypeError(
-            f"`{name}` must be True or False, got {type(value).__name__} {value!r}."
+            f"`{name}` must be a bool (True or False), got "
+            f"{type(value).__name__} {value!r}."
         )
     return bool(value)
 
@@ -117,3 +118,32 @@ def check_key(key, name: str = "key") -> None:
         f"`{name}` must be a jax.random key such as jax.random.key(0), got "
         f"{type(key).__name__} {key!r}."
     )
+
+
+def check_scale(scale, state, name: str = "scale"):
+    """A per-component scale for a state shaped and typed like `state`: positive
+    finite numbers, a scalar (broadcast) or an array of the state's shape.
+    Returns a JAX array of the state's dtype. A string such as `"auto"` is a
+    `TypeError` naming `name`; the default (`None`) is the caller's to handle."""
+    shape, dtype = jnp.shape(state), jnp.result_type(state)
+    description = (
+        f"`{name}` must be positive numbers: a float or an array of shape {shape}"
+    )
+    if isinstance(scale, (str, bytes)) or _is_bool(scale) or scale is None:
+        raise TypeError(f"{description}, got {type(scale).__name__} {scale!r}.")
+    try:
+        array = np.asarray(scale)
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"{description}, got {type(scale).__name__}.") from e
+    if array.dtype.kind not in "iuf":
+        raise TypeError(f"{description}, got dtype {array.dtype}.")
+    if array.ndim == 0:
+        array = np.broadcast_to(array, shape)
+    if array.shape != shape:
+        raise ValueError(
+            f"`{name}` has shape {array.shape} but the state has shape {shape}."
+        )
+    out = jnp.asarray(array, dtype)
+    if not bool(jnp.all(jnp.isfinite(out) & (out > 0))):
+        raise ValueError(f"`{name}` must be finite and > 0, got {np.asarray(out)}.")
+    return out
