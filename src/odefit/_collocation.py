@@ -130,7 +130,7 @@ class Uniform(AbstractCollocation):
         u = jr.uniform(key, (self.n,), dtype)
         if self.warmup > 0:
             # In at least float32: a float16 cannot count past 2048.
-            wide = jnp.promote_types(dtype, jnp.float32)
+            wide = jnp.float32 if jnp.finfo(dtype).bits < 32 else dtype
             progress = jnp.minimum(state.step.astype(wide) / self.warmup, 1.0)
             fraction = self.start + (1.0 - self.start) * progress
             u = u * fraction.astype(dtype)

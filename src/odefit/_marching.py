@@ -28,7 +28,7 @@ from ._models.pinn import PINN
 from ._problems import IVP, AbstractProblem, SecondOrderIVP, _trajectory
 from ._stages import Stage, check_stages, concatenate_histories, fit_stages
 from ._unknown import has_unknowns, resolve_args
-from ._validate import check_float, check_key
+from ._validate import check_bool, check_float, check_key
 
 
 class PiecewiseSolution(eqx.Module):
@@ -322,6 +322,7 @@ def fit_marching(
             "Fit the inverse problem with odefit.fit."
         )
     check_key(key)
+    warm_start = check_bool(warm_start, "warm_start")
     stages = check_stages(stages)
     breakpoints = _check_windows(windows, problem, max_change)
     if model is None:
