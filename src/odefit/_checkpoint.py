@@ -1045,8 +1045,13 @@ def load(
     **Returns:** an [`odefit.FitResult`][] with the saved model, problem, history,
     step count, stop reason and key (`wall_time`, `compile_time` are NaN).
 
-    Raises `ValueError` for a truncated, corrupted or foreign file, and for one
-    written by a different problem or model shape, naming the first difference.
+    Raises `ValueError` for a path that is not a regular file (a FIFO, a device),
+    for a truncated, corrupted or foreign file, and for one written for a
+    different problem or model, naming the first difference: an array or number
+    of the problem (`y0`, `t0`, an array of `args`), the model's fixed
+    (non-trained) parts, the vector field's values at fixed test points, or the
+    shapes of the model's weights. `Unknown` entries of `args` are compared by
+    structure (their values are what training changes).
 
     **Example:**
 
