@@ -270,12 +270,20 @@ def test_uniform_window_grows_with_the_integer_count():
 def test_adaptive_count_never_overflows():
     every = 5
     collocation = odefit.Adaptive(4, every=every, candidates=8)
-    ts, _ = collocation.init(0.0, 1.0, jnp.float32)
-    count = jnp.asarray(2 * every - 1, jnp.int32)
-    _, (_, count) = collocation.sample(
-        (ts, count), 0.0, 1.0, lambda t: jnp.abs(t), key=jr.key(0)
-    )
-    assert int(count) == every  # back to `every`, same phase, still > 0
+    ts, count = collocation.init(0.0, 1.0, jnp.float32)
+    assert count.dtype == jnp.int32
+
+    def sample(count):
+        _, (_, count) = collocation.sample(
+            (ts, jnp.asarray(count, jnp.int32)), 0.0, 1.0, jnp.abs, key=jr.key(0)
+        )
+        return int(count)
+
+    assert sample(7) == 8  # the number of steps, while far from the limit
+    # At the int32 limit it steps back by a multiple of `every`: same phase,
+    # still > 0, no overflow to a negative count (which would stop redraws).
+    after = sample(2**31 - 1)
+    assert 0 < after < 2 * every + 1 and after % every == 2**31 % every
     with pytest.raises(ValueError, match=r"`every` must be an integer >= 1 and <="):
         odefit.Adaptive(4, every=2**31)
 
@@ -379,6 +387,22 @@ def test_load_of_a_fifo_or_device_refuses_at_once(tmp_path, alarm):
         odefit.load("/dev/zero", BASE, _model(BASE))
     with pytest.raises(ValueError, match=r"is a directory"):
         _checkpoint.read(tmp_path)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_fit_with_a_fifo_checkpoint_path_refuses_at_once(tmp_path, alarm):
+    fifo = tmp_path / "pipe.ckpt"
+    os.mkfifo(fifo)
+    with pytest.raises(ValueError, match=r"FIFO"):
+        _fit(BASE, fifo)
+
+
+def test_malformed_identity_is_refused(tmp_path):
+    path = tmp_path / "run.ckpt"
+    _fit(BASE, path)
+    _rewrite_header(path, lambda h: h["metadata"]["identity"].update(problem=[{}]))
+    with pytest.raises(ValueError, match=r"its metadata is malformed"):
+        odefit.load(path, BASE, _model(BASE))
 
 
 def test_check_path(tmp_path, monkeypatch):

@@ -858,6 +858,13 @@ def check_metadata(
             "it does not record which problem it was made for (it was written by "
             "an earlier version of odefit), so it cannot be verified",
         )
+    try:
+        _compare_identity(checkpoint, saved_identity, identity, current)
+    except (KeyError, TypeError, AttributeError) as e:
+        raise _corrupt(checkpoint.path, f"its metadata is malformed ({e!r})") from e
+
+
+def _compare_identity(checkpoint, saved_identity, identity, current) -> None:
     _compare_entries(
         checkpoint, saved_identity["problem"], identity["problem"], "problem"
     )

@@ -185,7 +185,7 @@ class Adaptive(AbstractCollocation):
         floor: float = 1.0,
     ):
         self.n = _check_points(n)
-        # The step count is an int32 kept below 2 * every (see `sample`).
+        # The step count is an int32 (see `sample`).
         self.every = check_int(every, "every", 1, INT32_MAX // 2)
         candidates = 8 * self.n if candidates is None else candidates
         self.candidates = _check_points(candidates, "candidates")
@@ -227,8 +227,9 @@ class Adaptive(AbstractCollocation):
 
         due = (count > 0) & (count % self.every == 0)
         ts = jax.lax.cond(due, redraw, lambda _: ts, None)
-        # Counting on from 2 * every back to every keeps `count % every` and
-        # `count > 0` as they would be, without ever overflowing int32.
-        count = count + 1
-        count = jnp.where(count >= 2 * self.every, count - self.every, count)
+        # `count` is the number of steps taken until it nears the int32 limit;
+        # there it steps back by a multiple of `every` (to below 2 * every), which
+        # keeps `count % every` and `count > 0` as they would be, never overflowing.
+        wrap = (INT32_MAX // self.every) * self.every
+        count = jnp.where(count >= wrap, count - (wrap - self.every), count) + 1
         return ts, (ts, count)
