@@ -569,3 +569,12 @@ def test_deep_errors_become_messages():
         odefit.Grid(2.0)
     with pytest.raises(ValueError, match=r"`epsilon` must be a finite number >= 0"):
         odefit.CausalWeighting(optax.adam(1e-3), epsilon=float("nan"))
+
+
+def test_small_arrays_are_compared_relatively(tmp_path):
+    path = tmp_path / "run.ckpt"
+    small = odefit.IVP(decay, 0.0, 1.0, y0=1e-10)
+    _fit(small, path)
+    other = odefit.IVP(decay, 0.0, 1.0, y0=2e-10)
+    with pytest.raises(ValueError, match=r"its problem\.y0 is 1e-10"):
+        odefit.load(path, other, _model(other))

@@ -763,7 +763,9 @@ def _close(saved, current, rtol: float) -> bool:
         a[~finite & ~np.isnan(a)], b[~finite & ~np.isnan(b)]
     ):
         return False
-    scale = max(1.0, float(np.max(np.abs(a[finite]), initial=0.0)))
+    # Relative to the larger summary, so that small arrays are compared as
+    # strictly as large ones.
+    scale = float(np.max(np.abs(np.concatenate([a[finite], b[finite]])), initial=0.0))
     return bool(np.all(np.abs(a[finite] - b[finite]) <= rtol * scale))
 
 
@@ -798,14 +800,19 @@ def _show(entry: Mapping) -> str:
 
 def _same_entry(saved: Mapping, current: Mapping) -> bool:
     if saved.get("unknown") or current.get("unknown"):
-        return saved == current
+        return _as_json(saved) == _as_json(current)
     if "sha256" in saved and "sha256" in current:
         if [saved["shape"], saved["dtype"]] != [current["shape"], current["dtype"]]:
             return False
         return saved["sha256"] == current["sha256"] or _close(
             saved["values"], current["values"], _rtol(saved["dtype"], False)
         )
-    return saved == current
+    # As JSON text, so that a NaN equals the NaN read back from the file.
+    return _as_json(saved) == _as_json(current)
+
+
+def _as_json(entry: Mapping) -> str:
+    return json.dumps(entry, sort_keys=True)
 
 
 def _compare_entries(

@@ -244,7 +244,7 @@ class NeuralODE(AbstractModel):
             )
         )
         if dt0 is not None:
-            dt0 = check_float(dt0, "dt0", 0.0, open_minimum=True)
+            dt0 = check_float(dt0, "dt0", 0.0, open_minimum=True, what="a number > 0")
         elif isinstance(stepsize_controller, dfx.ConstantStepSize):
             raise ValueError(
                 "`dt0` is required with `stepsize_controller=ConstantStepSize()`, "
