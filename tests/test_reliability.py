@@ -538,6 +538,32 @@ def test_strings_are_not_booleans(make, name):
         make()
 
 
+SECOND = odefit.SecondOrderIVP(lambda t, y, dy, a: -y, 0.0, 1.0, 1.0, 0.0)
+
+
+@pytest.mark.parametrize(
+    "make, name",
+    [
+        (lambda: SECOND.solve(jnp.linspace(0, 1, 3), derivative="no"), "derivative"),
+        (
+            lambda: odefit.fit_marching(
+                BASE, stages=STAGES, windows=2, key=jr.key(0), warm_start="no"
+            ),
+            "warm_start",
+        ),
+        (
+            lambda: odefit.fit_marching(
+                BASE, stages=STAGES, windows=2, key=jr.key(0), progress="no"
+            ),
+            "progress",
+        ),
+    ],
+)
+def test_strings_are_not_booleans_in_functions(make, name):
+    with pytest.raises(TypeError, match=rf"`{name}` must be a bool \(True or False\)"):
+        make()
+
+
 @pytest.mark.parametrize(
     "key, match",
     [
@@ -556,6 +582,15 @@ def test_keys_are_checked(key, match):
         odefit.fit_marching(BASE, stages=STAGES, windows=2, key=key, progress=False)
     _validate.check_key(jr.key(0))
     _validate.check_key(jr.PRNGKey(0))
+
+
+def test_solve_options_are_checked():
+    ts = jnp.linspace(0.0, 1.0, 3)
+    BASE.solve(ts, max_steps=np.int64(1000), rtol=np.float32(1e-6), atol=1e-8)
+    with pytest.raises(ValueError, match=r"`max_steps` must be an integer >= 1"):
+        BASE.solve(ts, max_steps=0)
+    with pytest.raises(ValueError, match=r"`rtol` must be a finite number > 0"):
+        BASE.solve(ts, rtol="tight")
 
 
 def test_deep_errors_become_messages():

@@ -323,6 +323,8 @@ def fit_marching(
         )
     check_key(key)
     warm_start = check_bool(warm_start, "warm_start")
+    check_bool(progress, "progress")
+    check_bool(throw, "throw")
     stages = check_stages(stages)
     breakpoints = _check_windows(windows, problem, max_change)
     if model is None:

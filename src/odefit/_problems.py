@@ -24,6 +24,7 @@ from ._conditions import (
 )
 from ._custom_types import Acceleration, Args, Scalar, ScalarLike, VectorField
 from ._unknown import resolve_args
+from ._validate import check_bool, check_float, check_int
 
 
 def _as_time(value, name: str) -> float:
@@ -201,6 +202,18 @@ def _check_times(ts, t0: float) -> Float[Array, " times"]:
     if float(ts[0]) < t0:
         raise ValueError(f"`ts` must start at or after t0={t0}, got {float(ts[0])}.")
     return ts
+
+
+def _check_solve_options(rtol, atol, max_steps, **flags):
+    """The options every `solve` takes, checked before anything is compiled and
+    returned as Python numbers: `(rtol, atol, max_steps)`."""
+    rtol, atol = (
+        None if value is None else check_float(value, name, 0.0, open_minimum=True)
+        for name, value in (("rtol", rtol), ("atol", atol))
+    )
+    for name, value in flags.items():
+        check_bool(value, name)
+    return rtol, atol, check_int(max_steps, "max_steps", 1)
 
 
 def _diffrax_solve(
@@ -421,6 +434,7 @@ class IVP(AbstractProblem):
 
         **Returns:** an array of shape `(len(ts), *y0.shape)`.
         """
+        rtol, atol, max_steps = _check_solve_options(rtol, atol, max_steps)
         ts = _check_times(ts, self.t0).astype(self.y0.dtype)
         return _diffrax_solve(
             self.vector_field,
@@ -560,6 +574,9 @@ class SecondOrderIVP(_AbstractSecondOrder):
         Options as for [`odefit.IVP.solve`][]; with `derivative=True` returns the
         pair `(y, y')`, otherwise `y` alone, each of shape `(len(ts), *y0.shape)`.
         """
+        rtol, atol, max_steps = _check_solve_options(
+            rtol, atol, max_steps, derivative=derivative
+        )
         ts = _check_times(ts, self.t0).astype(self.y0.dtype)
         y, dy = _diffrax_solve(
             self.first_order_field(),
@@ -675,6 +692,10 @@ class BVP(_AbstractSecondOrder):
         bounds the Newton iterations. Raises `RuntimeError` when shooting fails to
         converge (try a better-conditioned formulation or a shorter interval).
         """
+        rtol, atol, max_steps = _check_solve_options(
+            rtol, atol, max_steps, derivative=derivative
+        )
+        shooting_max_steps = check_int(shooting_max_steps, "shooting_max_steps", 1)
         ts = _check_times(ts, self.t0).astype(self.ya.dtype)
         dtype = self.ya.dtype
         default_rtol, default_atol = _default_tolerances(dtype)
