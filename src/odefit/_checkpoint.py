@@ -144,9 +144,8 @@ def _is_scalar_value(x) -> bool:
 def _identify(tree: PyTree, prefix: str) -> list[dict]:
     """One entry per leaf of `tree` (an `Unknown` counts as one leaf)."""
     entries = []
-    leaves = jtu.tree_flatten_with_path(tree, is_leaf=lambda x: isinstance(x, Unknown))[
-        0
-    ]
+    is_unknown = lambda x: isinstance(x, Unknown)  # noqa: E731
+    leaves, _ = jtu.tree_flatten_with_path(tree, is_leaf=is_unknown)
     for path, x in leaves:
         name = prefix + jtu.keystr(path)
         if isinstance(x, Unknown):
@@ -159,7 +158,9 @@ def _identify(tree: PyTree, prefix: str) -> list[dict]:
                     "positive": bool(x.positive),
                 }
             )
-        elif isinstance(x, (jax.Array, np.ndarray, np.generic)):
+        elif isinstance(x, (jax.Array, np.ndarray, np.generic)) and (
+            _is_key(x) or np.dtype(x.dtype).kind in "biufc"
+        ):
             array = _to_numpy(x)
             entries.append(
                 {
@@ -178,7 +179,8 @@ def _identify(tree: PyTree, prefix: str) -> list[dict]:
                 }
             )
         else:
-            # Functions and other objects: only their kind can be compared.
+            # Functions, non-numeric arrays and other objects: only their kind
+            # can be compared.
             entries.append({"path": name, "kind": type(x).__name__})
     return entries
 
