@@ -5,6 +5,7 @@ import os
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import nullcontext
 from typing import NamedTuple
 
 import jax
@@ -110,31 +111,35 @@ def fit(
     setup = _setup.prepare(problem, model, total, **options)
     _setup.check_checkpointing(checkpoint_path, checkpoint_every, resume)
     devices = _sharding.check_devices(devices)
-    start = _start(problem, model, setup, key, previous, checkpoint_path, resume, total)
-    finish = functools.partial(
-        Outcome.result,
-        cls=FitResult,
-        problem=problem,
-        static=start.objective.static,
-        key=key,
-        start_time=start_time,
-    )
-    outcome = drive(
-        start.state,
-        start.objective,
-        key,
-        setup.trainer,
-        _sharding.shard_points(setup.collocation, devices),
-        steps=total,
-        chunk=setup.chunk,
-        done=start.done,
-        history=start.history,
-        devices=devices,
-        progress=progress,
-        callback=callback,
-        checkpoint=_checkpointer(checkpoint_path, finish),
-        checkpoint_every=checkpoint_every or 10 * setup.chunk,
-    )
+    # Held from before a resume to after the last write: no two fits share a file.
+    with _checkpoint.lock(checkpoint_path) if checkpoint_path else nullcontext():
+        start = _start(
+            problem, model, setup, key, previous, checkpoint_path, resume, total
+        )
+        finish = functools.partial(
+            Outcome.result,
+            cls=FitResult,
+            problem=problem,
+            static=start.objective.static,
+            key=key,
+            start_time=start_time,
+        )
+        outcome = drive(
+            start.state,
+            start.objective,
+            key,
+            setup.trainer,
+            _sharding.shard_points(setup.collocation, devices),
+            steps=total,
+            chunk=setup.chunk,
+            done=start.done,
+            history=start.history,
+            devices=devices,
+            progress=progress,
+            callback=callback,
+            checkpoint=_checkpointer(checkpoint_path, finish),
+            checkpoint_every=checkpoint_every or 10 * setup.chunk,
+        )
     raise_if_failed(outcome.reasons, throw)
     return finish(outcome)
 

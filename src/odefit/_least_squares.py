@@ -28,19 +28,14 @@ import jax.scipy.linalg as jsl
 from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, Float, PyTree
 
-from ._collocation import _check_count
+from ._collocation import _check_count, _check_points
 from ._residuals import Residuals
 from ._trainers import AbstractGridTrainer
+from ._validate import check_bool, check_float
 
 
 def _check_positive(value, name: str) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not (0 < value < math.inf)
-    ):
-        raise ValueError(f"`{name}` must be a finite number > 0, got {value!r}.")
-    return float(value)
+    return check_float(value, name, 0.0, open_minimum=True)
 
 
 def _ravel(params: PyTree) -> tuple[Array, Callable[[Array], PyTree]]:
@@ -250,9 +245,9 @@ class LevenbergMarquardt(AbstractGridTrainer):
         points: int = 256,
     ):
         self.damping = _check_positive(damping, "damping")
-        if isinstance(accept, bool) or not (0.0 <= accept < 1.0):
-            raise ValueError(f"`accept` must be in [0, 1), got {accept!r}.")
-        self.accept = float(accept)
+        self.accept = check_float(
+            accept, "accept", 0.0, 1.0, open_maximum=True, what="in [0, 1)"
+        )
         self.min_damping = _check_positive(min_damping, "min_damping")
         self.max_damping = _check_positive(max_damping, "max_damping")
         if not self.min_damping <= self.damping <= self.max_damping:
@@ -260,9 +255,9 @@ class LevenbergMarquardt(AbstractGridTrainer):
                 "`damping` must lie in [min_damping, max_damping] = "
                 f"[{self.min_damping}, {self.max_damping}], got {self.damping}."
             )
-        self.points = _check_count(points, "points")
-        self.scaled = bool(scaled)
-        self.geodesic = bool(geodesic)
+        self.points = _check_points(points, "points")
+        self.scaled = check_bool(scaled, "scaled")
+        self.geodesic = check_bool(geodesic, "geodesic")
         self.geodesic_ratio = _check_positive(geodesic_ratio, "geodesic_ratio")
 
     def init(self, residuals_fn, params) -> dict[str, Array]:
@@ -383,10 +378,10 @@ class GaussNewton(AbstractGridTrainer):
             regularisation = _check_positive(regularisation, "regularisation")
         self.regularisation = regularisation
         self.line_search = _check_count(line_search, "line_search")
-        if isinstance(armijo, bool) or not (0.0 <= armijo < 1.0):
-            raise ValueError(f"`armijo` must be in [0, 1), got {armijo!r}.")
-        self.armijo = float(armijo)
-        self.points = _check_count(points, "points")
+        self.armijo = check_float(
+            armijo, "armijo", 0.0, 1.0, open_maximum=True, what="in [0, 1)"
+        )
+        self.points = _check_points(points, "points")
 
     def init(self, residuals_fn, params) -> None:
         return None

@@ -17,8 +17,8 @@ from ._models.base import AbstractModel
 from ._observations import Observations
 from ._problems import AbstractProblem
 from ._result import FitResult, join_results
-from ._setup import check_key
 from ._trainers import AbstractTrainer, as_trainer
+from ._validate import check_key
 
 Stage = (
     tuple[optax.GradientTransformation | AbstractTrainer | None, int]

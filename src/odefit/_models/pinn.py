@@ -8,14 +8,14 @@ from jaxtyping import Array, ArrayLike, Float, PyTree
 
 from .._conditions import AbstractCondition
 from .._custom_types import Key, Scalar
+from .._memory import check_mlp
 from .._problems import AbstractProblem
+from .._validate import check_bool, check_int, check_key, check_scale
 from .base import AbstractModel
 
 
 def _check_positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"`{name}` must be an integer >= 1, got {value!r}.")
-    return value
+    return check_int(value, name, minimum=1)
 
 
 def _check_network(network, state: jax.ShapeDtypeStruct) -> None:
@@ -184,6 +184,8 @@ class PINN(AbstractModel):
                     "`key` is required to initialise the default MLP (e.g. "
                     "`key=jax.random.key(0)`), unless you pass your own `network`."
                 )
+            check_key(key)
+            check_mlp(width=width, depth=depth, out_size=state.size, dtype=state.dtype)
         else:
             # Compared with the defaults (not `None` sentinels) so that
             # `width=None` stays an error and the signature shows the defaults.
@@ -209,18 +211,7 @@ class PINN(AbstractModel):
         if scale is None:
             scale = problem.characteristic_scale()
         else:
-            scale = jnp.asarray(scale, state.dtype)
-            if scale.shape != state.shape:
-                scale = (
-                    jnp.broadcast_to(scale, state.shape) if scale.ndim == 0 else scale
-                )
-            if scale.shape != state.shape:
-                raise ValueError(
-                    f"`scale` has shape {scale.shape} but the state has shape "
-                    f"{state.shape}."
-                )
-            if not bool(jnp.all(jnp.isfinite(scale) & (scale > 0))):
-                raise ValueError(f"`scale` must be finite and > 0, got {scale}.")
+            scale = check_scale(scale, state)
         if network is None:
             network = eqx.nn.MLP(
                 in_size=1,
@@ -232,6 +223,7 @@ class PINN(AbstractModel):
                 key=key,
             )
         self.network = network
+        hard_constraints = check_bool(hard_constraints, "hard_constraints")
         self.condition = problem.condition() if hard_constraints else None
         self.scale = scale
         self.t0, self.t1 = problem.t0, problem.t1
