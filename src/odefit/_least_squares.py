@@ -183,10 +183,10 @@ class LevenbergMarquardt(AbstractGridTrainer):
     grows with $\min(P, M)^2 \max(P, M)$: use a modest network (width 16–40,
     depth 2–3) and a few hundred points. float64
     (`jax.config.update("jax_enable_x64", True)`) is needed to go much below a
-    relative error of 1e-4. On a CPU shared with other work, set the environment
-    variable `OMP_NUM_THREADS=1` before starting Python: multi-threaded LAPACK
-    spinning on busy cores made these small factorisations up to 100 times slower
-    in our measurements.
+    relative error of 1e-4. No environment variable is needed on a busy CPU:
+    while a fit runs, odefit keeps OpenBLAS (JAX's LAPACK on CPU) to one thread,
+    so that its threads do not spin against XLA's (see
+    `benchmarks/results/lapack_threads.json`).
 
     Extra history entries: `"damping"` ($\mu$ used in the step) and `"accepted"`
     (1.0 when the step was taken).
