@@ -11,13 +11,7 @@ where Adam stalls. The error indicator (the linearised error equation integrated
 along the fit, no reference used) is printed next to the true error.
 """
 
-import os
-
-# Small dense factorisations (the Levenberg–Marquardt solves) are fastest
-# single-threaded; set before JAX loads LAPACK.
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-
-import jax  # noqa: E402
+import jax
 
 jax.config.update("jax_enable_x64", True)
 

@@ -9,11 +9,8 @@ boundary values exactly:
 
 Each is an Adam warm-up then L-BFGS (`odefit.LBFGS`) on a fixed grid."""
 
-import dataclasses
-
 import jax.numpy as jnp
 import jax.random as jr
-import numpy as np
 from _cli import OUTPUT, Timer, report, run
 
 import odefit
@@ -25,16 +22,6 @@ def sine_forcing(t, y, dy, args):
 
 def bratu(t, y, dy, args):
     return -args * jnp.exp(y)
-
-
-def joined(first: odefit.FitResult, second: odefit.FitResult) -> odefit.FitResult:
-    """`second` with the loss history of both stages, for the plot."""
-    history = {
-        name: np.concatenate([first.history[name], values])
-        for name, values in second.history.items()
-        if name in first.history
-    }
-    return dataclasses.replace(second, history=history)
 
 
 def solve(problem, *, adam_steps, lbfgs_steps, width, depth, points, seed, progress):
@@ -51,7 +38,7 @@ def solve(problem, *, adam_steps, lbfgs_steps, width, depth, points, seed, progr
         key=jr.key(seed + 2),
         progress=progress,
     )
-    return joined(warm, result)
+    return odefit.join_results([warm, result])
 
 
 def main(

@@ -12,8 +12,6 @@ identified values. An Adam warm-up, then L-BFGS (`odefit.LBFGS`) on a fixed
 grid. The same run without noise shows how far the method goes when the data are
 exact. Runs in float64: identifying rates to a fraction of a per cent needs it."""
 
-import dataclasses
-
 import jax
 
 jax.config.update("jax_enable_x64", True)
@@ -78,12 +76,7 @@ def identify(
         progress=progress,
     )
     wall = timer()
-    history = {
-        name: np.concatenate([warm.history[name], values])
-        for name, values in result.history.items()
-        if name in warm.history
-    }
-    return dataclasses.replace(result, history=history), truth, data, wall
+    return odefit.join_results([warm, result]), truth, data, wall
 
 
 def main(

@@ -4,12 +4,9 @@ conditions in exactly (theta = 1 + 0 * t + s^2 N(t)), so only the residual
 theta'' + sin(theta), with theta'' from Taylor-mode differentiation, is trained:
 an Adam warm-up on redrawn points, then L-BFGS (`odefit.LBFGS`) on a fixed grid."""
 
-import dataclasses
-
 import jax
 import jax.numpy as jnp
 import jax.random as jr
-import numpy as np
 from _cli import OUTPUT, Timer, report, run
 
 import odefit
@@ -17,16 +14,6 @@ import odefit
 
 def pendulum(t, theta, dtheta, args):
     return -jnp.sin(theta)
-
-
-def joined(first: odefit.FitResult, second: odefit.FitResult) -> odefit.FitResult:
-    """`second` with the loss history of both stages, for the plot."""
-    history = {
-        name: np.concatenate([first.history[name], values])
-        for name, values in second.history.items()
-        if name in first.history
-    }
-    return dataclasses.replace(second, history=history)
 
 
 def main(
@@ -79,7 +66,7 @@ def main(
     report("pendulum (second order)", rows)
     if plot:
         odefit.plot_fit(
-            joined(warm, result),
+            odefit.join_results([warm, result]),
             ts=ts,
             reference=theta,
             labels=["theta"],

@@ -238,7 +238,7 @@ def test_checkpoint_of_another_model_or_problem(uninterrupted, tmp_path):
     with pytest.raises(
         ValueError,
         match=r"does not match this fit: its `model` differs \(the checkpoint has "
-        r"\.mlp\.layers\[0\]\.weight with shape \(8, 1\) .* where `model` has "
+        r"\.network\.layers\[0\]\.weight with shape \(8, 1\) .* where `model` has "
         r".* shape \(16, 1\)",
     ):
         odefit.load(path, PROBLEM, wider)

@@ -53,19 +53,22 @@ def fit(problem=PROBLEM, model=MODEL, **kwargs):
     return odefit.fit(problem, model, **options)
 
 
-def test_learning_rate_10_diverges_to_the_last_finite_model():
+def test_learning_rate_10_diverges_to_the_best_model():
     result = fit()
     assert result.stop_reason.startswith("diverged at step")
     assert "lower learning rate" in result.stop_reason
     assert "float64" in result.stop_reason
     assert_finite_result(result, 200)
-    # The model returned is exactly the one after `result.steps` steps: the one
-    # just before the first non-finite loss.
-    shorter = fit(steps=result.steps, chunk_size=result.steps)
-    assert shorter.stop_reason == "completed"
-    assert_identical(shorter.model, result.model)
-    np.testing.assert_array_equal(shorter.history["loss"], result.history["loss"])
-    assert f"from step {result.steps}" in result.stop_reason
+    # The loss grows by orders of magnitude long before it overflows: the fit
+    # stops there and returns the model with the lowest loss seen.
+    assert f"The model of step {result.steps}, with the lowest loss" in (
+        result.stop_reason
+    )
+    if result.steps == 0:
+        assert_identical(result.model, MODEL)
+    else:
+        shorter = fit(steps=result.steps, chunk_size=result.steps)
+        assert_identical(shorter.model, result.model)
 
 
 def test_divergence_in_float32():

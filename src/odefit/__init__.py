@@ -44,6 +44,10 @@ from ._marching import (
 )
 from ._metrics import max_abs_error as max_abs_error, relative_l2 as relative_l2
 from ._models.base import AbstractModel as AbstractModel
+from ._models.networks import (
+    FourierMLP as FourierMLP,
+    ResidualMLP as ResidualMLP,
+)
 from ._models.neural_ode import NeuralODE as NeuralODE
 from ._models.pinn import PINN as PINN
 from ._observations import Observations as Observations
@@ -54,7 +58,7 @@ from ._problems import (
     AbstractProblem as AbstractProblem,
     SecondOrderIVP as SecondOrderIVP,
 )
-from ._result import FitResult as FitResult
+from ._result import FitResult as FitResult, join_results as join_results
 from ._stages import fit_stages as fit_stages
 from ._trainers import AbstractTrainer as AbstractTrainer
 from ._unknown import Unknown as Unknown

@@ -7,8 +7,6 @@ right. Causal weighting multiplies the residual at each time by a weight that
 stays small until the residual at all earlier times is small.
 """
 
-import math
-
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -18,6 +16,7 @@ from jaxtyping import Array, Float
 from ._collocation import AbstractCollocation
 from ._residuals import Residuals
 from ._trainers import AbstractTrainer, as_trainer
+from ._validate import check_float, check_int
 
 
 def causal_weights(
@@ -119,18 +118,8 @@ class CausalWeighting(AbstractTrainer):
                 f"trainer, got {type(optimizer).__name__}."
             )
         self.trainer = as_trainer(optimizer, 1)
-        if (
-            isinstance(epsilon, bool)
-            or not isinstance(epsilon, (int, float))
-            or not (0 <= epsilon < math.inf)
-        ):
-            raise ValueError(
-                f"`epsilon` must be a finite number >= 0, got {epsilon!r}."
-            )
-        self.epsilon = float(epsilon)
-        if isinstance(chunks, bool) or not isinstance(chunks, int) or chunks < 1:
-            raise ValueError(f"`chunks` must be an integer >= 1, got {chunks!r}.")
-        self.chunks = chunks
+        self.epsilon = check_float(epsilon, "epsilon", 0.0)
+        self.chunks = check_int(chunks, "chunks", 1)
 
     def _weighted(self, residuals_fn, params):
         if not isinstance(residuals_fn, Residuals):

@@ -8,16 +8,24 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.random as jr
-from jaxtyping import Array, Float
+from jaxtyping import Array, Float, Int
 
+from . import _memory
 from ._custom_types import Key
+from ._validate import INT32_MAX, check_float, check_int
 
 ResidualFn = Callable[[Float[Array, " n"]], Float[Array, " n"]]
 
 
 def _check_count(n, name: str = "n", least: int = 1) -> int:
-    if isinstance(n, bool) or not isinstance(n, int) or n < least:
-        raise ValueError(f"`{name}` must be an integer >= {least}, got {n!r}.")
+    """A count (of points, steps, ...): a Python or NumPy integer >= `least`."""
+    return check_int(n, name, least)
+
+
+def _check_points(n, name: str = "n") -> int:
+    """A number of collocation points per step, which must fit in memory."""
+    n = _check_count(n, name)
+    _memory.check_points(n, name)
     return n
 
 
@@ -60,13 +68,24 @@ class Grid(AbstractCollocation):
     n: int = eqx.field(static=True)
 
     def __init__(self, n: int):
-        self.n = _check_count(n)
+        self.n = _check_points(n)
 
     def init(self, t0, t1, dtype):
         return jnp.linspace(t0, t1, self.n, dtype=dtype)
 
     def sample(self, state, t0, t1, residual_fn, *, key):
         return state, state
+
+
+class UniformState(eqx.Module):
+    """The state of [`odefit.Uniform`][] between steps."""
+
+    # Steps taken, counted in integers up to `warmup` (where the window is
+    # whole) and no further, so it can neither overflow nor freeze: a count
+    # kept in float32 stops growing at 2**24, in float16 at 2048.
+    step: Int[Array, ""]
+    # The points' dtype (the problem's), carried by a zero-dimensional array.
+    like: Float[Array, ""]
 
 
 class Uniform(AbstractCollocation):
@@ -96,25 +115,27 @@ class Uniform(AbstractCollocation):
     start: float = eqx.field(static=True)
 
     def __init__(self, n: int, *, warmup: int = 0, start: float = 0.2):
-        self.n = _check_count(n)
-        if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
-            raise ValueError(f"`warmup` must be an integer >= 0, got {warmup!r}.")
-        if isinstance(start, bool) or not (0.0 < start <= 1.0):
-            raise ValueError(f"`start` must be in (0, 1], got {start!r}.")
-        self.warmup = warmup
-        self.start = float(start)
+        self.n = _check_points(n)
+        # The step count is an int32 (JAX's integer without x64).
+        self.warmup = check_int(warmup, "warmup", 0, INT32_MAX)
+        self.start = check_float(
+            start, "start", 0.0, 1.0, open_minimum=True, what="in (0, 1]"
+        )
 
     def init(self, t0, t1, dtype):
-        # The state counts steps (for the growing window) in the problem's dtype,
-        # which also fixes the dtype of the points.
-        return jnp.zeros((), dtype)
+        return UniformState(step=jnp.zeros((), jnp.int32), like=jnp.zeros((), dtype))
 
     def sample(self, state, t0, t1, residual_fn, *, key):
-        u = jr.uniform(key, (self.n,), state.dtype)
+        dtype = state.like.dtype
+        u = jr.uniform(key, (self.n,), dtype)
         if self.warmup > 0:
-            progress = jnp.minimum(state / self.warmup, 1.0)
-            u = u * (self.start + (1.0 - self.start) * progress)
-        return t0 + u * (t1 - t0), state + 1
+            # In at least float32: a float16 cannot count past 2048.
+            wide = jnp.float32 if jnp.finfo(dtype).bits < 32 else dtype
+            progress = jnp.minimum(state.step.astype(wide) / self.warmup, 1.0)
+            fraction = self.start + (1.0 - self.start) * progress
+            u = u * fraction.astype(dtype)
+        step = jnp.minimum(state.step + 1, self.warmup).astype(jnp.int32)
+        return t0 + u * (t1 - t0), UniformState(step=step, like=state.like)
 
 
 class Adaptive(AbstractCollocation):
@@ -163,25 +184,17 @@ class Adaptive(AbstractCollocation):
         exponent: float = 1.0,
         floor: float = 1.0,
     ):
-        self.n = _check_count(n)
-        self.every = _check_count(every, "every")
-        candidates = 8 * n if candidates is None else candidates
-        self.candidates = _check_count(candidates, "candidates")
+        self.n = _check_points(n)
+        # The step count is an int32 (see `sample`).
+        self.every = check_int(every, "every", 1, INT32_MAX // 2)
+        candidates = 8 * self.n if candidates is None else candidates
+        self.candidates = _check_points(candidates, "candidates")
         if self.candidates < self.n:
             raise ValueError(
                 f"`candidates` must be at least `n` = {self.n}, got {candidates}."
             )
-        for name, value in (("exponent", exponent), ("floor", floor)):
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, (int, float))
-                or not (0 <= value < float("inf"))
-            ):
-                raise ValueError(
-                    f"`{name}` must be a finite number >= 0, got {value!r}."
-                )
-        self.exponent = float(exponent)
-        self.floor = float(floor)
+        self.exponent = check_float(exponent, "exponent", 0.0)
+        self.floor = check_float(floor, "floor", 0.0)
 
     def init(self, t0, t1, dtype):
         return jnp.linspace(t0, t1, self.n, dtype=dtype), jnp.zeros((), jnp.int32)
@@ -214,4 +227,9 @@ class Adaptive(AbstractCollocation):
 
         due = (count > 0) & (count % self.every == 0)
         ts = jax.lax.cond(due, redraw, lambda _: ts, None)
-        return ts, (ts, count + 1)
+        # `count` is the number of steps taken until it nears the int32 limit;
+        # there it steps back by a multiple of `every` (to below 2 * every), which
+        # keeps `count % every` and `count > 0` as they would be, never overflowing.
+        wrap = (INT32_MAX // self.every) * self.every
+        count = jnp.where(count >= wrap, count - (wrap - self.every), count) + 1
+        return ts, (ts, count)

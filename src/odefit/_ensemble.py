@@ -25,8 +25,7 @@ from jaxtyping import Array, Float
 from . import _setup, _sharding
 from ._collocation import AbstractCollocation
 from ._custom_types import Args, Key
-from ._fit import with_args
-from ._loop import drive, map_members, raise_if_failed
+from ._loop import drive, interruptible, map_members, raise_if_failed
 from ._losses import Term
 from ._metrics import relative_l2
 from ._models.base import AbstractModel
@@ -35,7 +34,6 @@ from ._observations import Observations
 from ._problems import AbstractProblem
 from ._result import FitResult
 from ._trainers import AbstractTrainer
-from ._unknown import resolve_args
 
 
 class EnsembleResult(eqx.Module):
@@ -308,45 +306,43 @@ def _check_batch_size(batch_size, members: int, devices, work: int) -> int | Non
     return batch_size
 
 
-def _batched(problems, models) -> tuple[AbstractProblem, AbstractModel, int]:
+def _members(value, name: str, single: type, check, what: str) -> list | None:
+    """`None` for one `single` object (shared or batched), else the checked
+    members of the sequence `value`."""
+    if isinstance(value, single):
+        return None
+    if not isinstance(value, Sequence) or isinstance(value, (str, bytes)):
+        raise TypeError(
+            f"`{name}` must be {what} or a sequence of them, got "
+            f"{type(value).__name__}."
+        )
+    if not value:
+        raise ValueError(f"`{name}` must not be empty.")
+    for i, x in enumerate(value):
+        check(x, f"`{name}[{i}]`")
+    return list(value)
+
+
+def _batched(problems, models) -> tuple[AbstractProblem, AbstractModel]:
     """The members' problems and models, stacked along a leading member axis."""
-    if isinstance(problems, AbstractProblem):
-        problem_list = None
-    elif isinstance(problems, Sequence) and not isinstance(problems, (str, bytes)):
-        problem_list = list(problems)
-        if not problem_list:
-            raise ValueError("`problems` must not be empty.")
-        for i, p in enumerate(problem_list):
-            _setup.check_problem(p, f"`problems[{i}]`")
-    else:
-        raise TypeError(
-            "`problems` must be an odefit problem or a sequence of them, got "
-            f"{type(problems).__name__}."
-        )
+    problem_list = _members(
+        problems, "problems", AbstractProblem, _setup.check_problem, "an odefit problem"
+    )
+    model_list = _members(
+        models, "models", AbstractModel, _setup.check_model, "an odefit model (batched)"
+    )
     dtype = (problems if problem_list is None else problem_list[0]).state.dtype
-    if isinstance(models, AbstractModel):
-        n = _batch_size(models, "models")
-        batched_models = models
-    elif isinstance(models, Sequence) and not isinstance(models, (str, bytes)):
-        model_list = list(models)
-        if not model_list:
-            raise ValueError("`models` must not be empty.")
-        for i, m in enumerate(model_list):
-            _setup.check_model(m, f"`models[{i}]`")
-        n = len(model_list)
-        batched_models = _stack(model_list, "models", dtype)
+    if model_list is None:
+        n, batched_models = _batch_size(models, "models"), models
     else:
-        raise TypeError(
-            "`models` must be an odefit model (batched) or a sequence of models, got "
-            f"{type(models).__name__}."
-        )
+        n, batched_models = len(model_list), _stack(model_list, "models", dtype)
     if problem_list is None:
-        return _broadcast(problems, n), batched_models, n
+        return _broadcast(problems, n), batched_models
     if len(problem_list) != n:
         raise ValueError(
             f"`problems` has {len(problem_list)} members but `models` has {n}."
         )
-    return _stack(problem_list, "problems", dtype), batched_models, n
+    return _stack(problem_list, "problems", dtype), batched_models
 
 
 @eqx.filter_jit
@@ -360,6 +356,7 @@ def _init_members(objective, keys, params, trainer, collocation, batch_size):
     return map_members(init, members, batch_size)
 
 
+@interruptible
 def fit_ensemble(
     problems: AbstractProblem | Sequence[AbstractProblem],
     models: AbstractModel | Sequence[AbstractModel],
@@ -389,9 +386,9 @@ def fit_ensemble(
     rounding, where `keys = jax.random.split(key, M)`. A member that diverges or
     stalls is frozen at its last good state while the others carry on.
 
-    The members share their structure (vector field, interval, network
-    architecture, optimiser, collocation, `observations`, `terms`) and differ in
-    array and number values: weights, `args` entries, initial values.
+    Members share their structure (vector field, interval, architecture,
+    optimiser, collocation, `observations`, `terms`) and differ in array and
+    number values: weights, `args` entries, initial values.
 
     **Arguments:**
 
@@ -406,13 +403,11 @@ def fit_ensemble(
     - `throw`: raise `RuntimeError` if any member diverges or stalls.
     - `key`: one `jax.random` key, split into one per member, or a batch of
         keys, one per member.
-    - `batch_size`: an integer `k` runs `k` members at a time inside the
-        compiled step (`jax.lax.map(..., batch_size=k)`); `None` vectorises all
-        members at once. `"auto"` (default) is `None` on an accelerator or with
-        `devices`; on a CPU it batches members up to a fixed amount of work per
-        step (collocation points times weights), as measured in
-        `benchmarks/results/ensemble.json`. The results do not depend on it, to
-        rounding.
+    - `batch_size`: `k` runs `k` members at a time in the compiled step
+        (`jax.lax.map(..., batch_size=k)`), `None` all at once. `"auto"`: `None`
+        on an accelerator or with `devices`; on a CPU, members up to a fixed
+        work per step (see `benchmarks/results/ensemble.json`). Results do not
+        depend on it, to rounding.
     - `devices`: split the members across these devices (e.g. `jax.devices()`);
         the number of members must be divisible by their number.
 
@@ -440,48 +435,17 @@ def fit_ensemble(
     ```
     """
     start_time = time.perf_counter()
-    batched_problems, batched_models, n = _batched(problems, models)
-    problem0 = _member(batched_problems, 0)
+    options = _setup.shared(locals())
+    batched_problems, batched_models = _batched(problems, models)
     steps = _setup.check_steps(steps)
-    setup = _setup.prepare(
-        problem0,
-        _member(batched_models, 0),
-        steps=steps,
-        optimizer=optimizer,
-        collocation=collocation,
-        observations=observations,
-        weights=weights,
-        terms=terms,
-        chunk_size=chunk_size,
-        callback=callback,
-        progress=progress,
-        throw=throw,
-        model_name="each of `models`",
+    first = (_member(batched_problems, 0), _member(batched_models, 0))
+    setup = _setup.prepare(*first, steps, model_name="each of `models`", **options)
+    objective, state, keys, batch_size, devices = _start(
+        batched_problems, batched_models, setup, key, batch_size, devices
     )
-    keys = _member_keys(key, n)
-    devices = _sharding.check_devices(devices)
-    _sharding.check_divisible(n, devices, "The number of members")
-    params, static = split(batched_models, batched_problems.args)
-    work = (
-        getattr(setup.collocation, "n", 256)
-        * sum(x.size for x in jtu.tree_leaves(params))
-        // n
-    )
-    batch_size = _check_batch_size(batch_size, n, devices, work)
-    params, static, keys, member_problems = _sharding.shard_members(
-        (params, static, keys, batched_problems), devices
-    )
-    objective = make_objective(
-        member_problems, static, setup.observations, setup.weights, setup.terms
-    )
-    opt_state = _init_members(
-        objective, keys, params, setup.trainer, setup.collocation, batch_size
-    )
-    colloc_state = setup.collocation.init(
-        problem0.t0, problem0.t1, problem0.state.dtype
-    )
+    n = keys.shape[0]
     outcome = drive(
-        (params, opt_state, _broadcast(colloc_state, n)),
+        state,
         objective,
         keys,
         setup.trainer,
@@ -496,18 +460,41 @@ def fit_ensemble(
         callback=callback,
     )
     raise_if_failed(outcome.reasons, throw)
-    params, opt_state, colloc_state = outcome.state
-    trained_models, args = eqx.combine(params, static)
-    return EnsembleResult(
-        model=trained_models,
-        problem=with_args(batched_problems, args),
-        args=resolve_args(args),
-        history=outcome.history,
-        stop_reason=outcome.reasons,
-        steps=outcome.steps,
-        opt_state=opt_state,
-        collocation_state=colloc_state,
+    return outcome.result(
+        EnsembleResult,
+        problem=batched_problems,
+        static=objective.static,
         key=keys,
-        wall_time=time.perf_counter() - start_time,
-        compile_time=outcome.compile_time,
+        start_time=start_time,
     )
+
+
+def _start(problems, models, setup, key, batch_size, devices):
+    """The objective, the initial state of every member, their keys, the batch
+    size and the devices, checked; everything placed on the devices."""
+    n = _batch_size(models, "models")
+    keys = _member_keys(key, n)
+    devices = _sharding.check_devices(devices)
+    _sharding.check_divisible(n, devices, "The number of members")
+    params, static = split(models, problems.args)
+    work = (
+        getattr(setup.collocation, "n", 256)
+        * sum(x.size for x in jtu.tree_leaves(params))
+        // n
+    )
+    batch_size = _check_batch_size(batch_size, n, devices, work)
+    params, static, keys, problems = _sharding.shard_members(
+        (params, static, keys, problems), devices
+    )
+    objective = make_objective(
+        problems, static, setup.observations, setup.weights, setup.terms
+    )
+    opt_state = _init_members(
+        objective, keys, params, setup.trainer, setup.collocation, batch_size
+    )
+    problem0 = _member(problems, 0)
+    colloc_state = setup.collocation.init(
+        problem0.t0, problem0.t1, problem0.state.dtype
+    )
+    state = (params, opt_state, _broadcast(colloc_state, n))
+    return objective, state, keys, batch_size, devices

@@ -23,18 +23,18 @@ a guaranteed bound for the linearised equation, often pessimistic when the
 dynamics are oscillatory or unstable.
 """
 
-import math
-
 import diffrax as dfx
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
 from ._derivatives import derivatives
 from ._marching import PiecewiseSolution, _trajectory
 from ._problems import BVP, AbstractProblem, SecondOrderIVP
 from ._unknown import resolve_args
+from ._validate import check_float
 
 
 class ErrorEstimate(eqx.Module):
@@ -293,6 +293,13 @@ def error_estimate(
     if ts.ndim != 1 or ts.size == 0:
         raise ValueError(f"`ts` must be a non-empty 1-D array, got shape {ts.shape}.")
     ts = ts.astype(dtype)
+    finite = np.isfinite(np.asarray(ts))
+    if not finite.all():
+        bad = np.flatnonzero(~finite)
+        raise ValueError(
+            f"`ts` must be finite, got {bad.size} non-finite entries (NaN or inf; "
+            f"the first at index {bad[0]}: {np.asarray(ts)[bad[0]]})."
+        )
     lo, hi = float(jnp.min(ts)), float(jnp.max(ts))
     if lo < problem.t0 or hi > problem.t1 or bool(jnp.any(jnp.diff(ts) < 0)):
         raise ValueError(
@@ -308,9 +315,8 @@ def error_estimate(
     wide = jnp.finfo(dtype).bits >= 64
     rtol = (1e-7 if wide else 1e-4) if rtol is None else rtol
     atol = (1e-9 if wide else 1e-6) if atol is None else atol
-    for name, value in (("rtol", rtol), ("atol", atol)):
-        if isinstance(value, bool) or not (0 < value < math.inf):
-            raise ValueError(f"`{name}` must be a finite number > 0, got {value!r}.")
+    rtol = check_float(rtol, "rtol", 0.0, open_minimum=True)
+    atol = check_float(atol, "atol", 0.0, open_minimum=True)
     estimate, result = _estimate(problem, solution, ts, rtol, atol)
     if not bool(result == dfx.RESULTS.successful):
         raise RuntimeError(

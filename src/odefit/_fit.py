@@ -1,32 +1,30 @@
 """`fit`: one model, one problem, on the training core."""
 
+import functools
 import os
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import nullcontext
+from typing import NamedTuple
 
-import equinox as eqx
 import jax
 import optax
 
 from . import _checkpoint, _setup, _sharding
 from ._collocation import AbstractCollocation
 from ._custom_types import Key
-from ._loop import Outcome, drive, raise_if_failed
+from ._loop import Outcome, drive, interruptible, raise_if_failed
 from ._losses import Term
 from ._models.base import AbstractModel
-from ._objective import make_objective, split
+from ._objective import Objective, make_objective, split
 from ._observations import Observations
 from ._problems import AbstractProblem
-from ._result import FitResult
+from ._result import FitResult, with_args
 from ._trainers import AbstractTrainer
-from ._unknown import resolve_args
 
 
-def with_args(problem: AbstractProblem, args) -> AbstractProblem:
-    return eqx.tree_at(lambda p: p.args, problem, args, is_leaf=lambda x: x is None)
-
-
+@interruptible
 def fit(
     problem: AbstractProblem,
     model: AbstractModel | FitResult,
@@ -49,57 +47,46 @@ def fit(
 ) -> FitResult:
     r"""Fits `model` to the solution of `problem`.
 
-    Minimises the sum of the weighted loss terms of [`odefit.loss_terms`][]: the
-    ODE residual at collocation points, the conditions (when not built into the
-    model), the observations and any user `terms`, over the network's weights and
-    any [`odefit.Unknown`][] entries of `problem.args`. Steps run in compiled
-    chunks of `jax.lax.scan`; between chunks the host updates the progress bar,
-    the history, the callback and checkpoints.
+    Minimises the weighted loss terms of [`odefit.loss_terms`][] (ODE residual at
+    collocation points, conditions not built into the model, observations, your
+    own `terms`) over the network's weights and any [`odefit.Unknown`][] in
+    `problem.args`, in compiled chunks of `jax.lax.scan`; between chunks the host
+    updates the progress bar, history, callback and checkpoints. Ctrl-C stops
+    after the current chunk (`stop_reason="interrupted"`), a second one at once.
 
     **Arguments:**
 
-    - `problem`: an [`odefit.IVP`][], [`odefit.SecondOrderIVP`][] or
-        [`odefit.BVP`][].
+    - `problem`: the problem (`IVP`, `SecondOrderIVP`, `BVP`).
     - `model`: the ansatz, e.g. [`odefit.PINN`][] (a `result.model` restarts the
-        optimiser from a previous fit's weights); or a [`odefit.FitResult`][], to
-        continue that fit exactly: its optimiser state, step count (`steps`
-        more are run), collocation state, key (unless `key` is given) and
-        history carry on. The optimiser and collocation must be of the kind it
-        used.
+        optimiser from a fit's weights); or a [`odefit.FitResult`][] to continue
+        that fit exactly for `steps` more: its optimiser and collocation states,
+        step count, key (unless `key` is given) and history carry on.
     - `steps`: the number of optimiser steps.
-    - `optimizer`: any `optax.GradientTransformation` (L-BFGS included) or an
-        odefit trainer. Default: Adam, learning rate decaying from 3e-3 to 3e-5
-        over the run.
-    - `collocation`: [`odefit.Uniform`][] (points redrawn each step; for optax
-        the default is `Uniform(256, warmup=steps // 2)`) or [`odefit.Grid`][]
-        (fixed points; the default of the least-squares trainers and L-BFGS).
+    - `optimizer`: an `optax.GradientTransformation` (L-BFGS included) or an
+        odefit trainer. Default: Adam, learning rate 3e-3 decaying to 3e-5.
+    - `collocation`: [`odefit.Uniform`][] (redrawn each step; optax's default,
+        `Uniform(256, warmup=steps // 2)`) or [`odefit.Grid`][] (fixed; the
+        default of least-squares trainers and L-BFGS).
     - `observations`: [`odefit.Observations`][], adding a data term.
-    - `weights`: weights of the terms by name (`"residual"`, `"conditions"`,
-        `"data"` and the names in `terms`); default 1 each.
-    - `terms`: your own loss terms, `{name: fn}` with `fn(model, problem, args,
-        ts) -> residual vector`; each is weighted like the others (its loss is
-        `weights[name] * mean(fn(...)**2)`), shown in the progress bar and the
-        history, and seen by every trainer (least squares included).
+    - `weights`: each term's weight by name (`"residual"`, `"conditions"`,
+        `"data"`, the names in `terms`); default 1.
+    - `terms`: your own loss terms, `{name: fn}`, `fn(model, problem, args, ts)`
+        returning a residual vector: loss `weights[name] * mean(fn(...)**2)`,
+        shown in the progress bar and history, used by every trainer.
     - `key`: a `jax.random` key for the collocation draws.
-    - `progress`: show a progress bar (loss and each term).
-    - `chunk_size`: steps per compiled chunk; default about `steps / 100`, at
-        least 50 and at most 1000.
-    - `throw`: raise `RuntimeError` on divergence or a stall instead of
-        returning the last finite model with a `stop_reason`.
-    - `callback`: `callback(info)` is called between chunks with an
-        [`odefit.CallbackInfo`][] (step, model, args, latest losses, history);
-        returning `True` stops the fit (`stop_reason="stopped by callback"`).
-    - `checkpoint_path`: a file to save the fit's state to, atomically (see
-        [`odefit.save`][]), every `checkpoint_every` steps (default about a
-        tenth of the run) and when the fit stops. If the file exists and
-        `resume` is true, the fit continues from it, bit-identical on CPU to an
-        uninterrupted run; a checkpoint of another fit, or a corrupted one,
-        raises `ValueError` and is left untouched. `resume=False` overwrites it.
-    - `devices`: split each step's collocation points across these devices
-        (e.g. `jax.devices()`), parameters replicated.
-
-    Ctrl-C stops the fit after the current chunk (`stop_reason="interrupted"`);
-    a second Ctrl-C stops at once.
+    - `progress`, `chunk_size`: show a progress bar; steps per compiled chunk
+        (default about `steps / 100`, from 50 to 1000).
+    - `throw`: raise `RuntimeError` on divergence or a stall (not just say so).
+    - `callback`: called between chunks as `callback(info)` with an
+        [`odefit.CallbackInfo`][]; returning `True` stops the fit
+        (`stop_reason="stopped by callback"`).
+    - `checkpoint_path`, `checkpoint_every`, `resume`: save the fit atomically
+        (see [`odefit.save`][]) every `checkpoint_every` steps (default about a
+        tenth of the run) and at the end; if the file exists and `resume`, the
+        fit continues from it, bit-identical on CPU to an uninterrupted run. A
+        checkpoint of another fit raises `ValueError`; `resume=False`
+        overwrites it.
+    - `devices`: split each step's points across devices (`jax.devices()`).
 
     **Returns:** an [`odefit.FitResult`][].
 
@@ -114,10 +101,52 @@ def fit(
                         progress=False)
     more = odefit.fit(problem, result, steps=1000, progress=False)  # 3000 in all
     ts = jnp.linspace(0.0, 2.0, 101)
-    odefit.relative_l2(jax.vmap(more.model)(ts), problem.solve(ts))
+    error = odefit.relative_l2(jax.vmap(more.model)(ts), problem.solve(ts))
     ```
     """
     start_time = time.perf_counter()
+    options = _setup.shared(locals())
+    problem, model, key, previous = _unpack(problem, model, key)
+    total = (0 if previous is None else previous.steps) + _setup.check_steps(steps)
+    setup = _setup.prepare(problem, model, total, **options)
+    _setup.check_checkpointing(checkpoint_path, checkpoint_every, resume)
+    devices = _sharding.check_devices(devices)
+    # Held from before a resume to after the last write: no two fits share a file.
+    with _checkpoint.lock(checkpoint_path) if checkpoint_path else nullcontext():
+        start = _start(
+            problem, model, setup, key, previous, checkpoint_path, resume, total
+        )
+        finish = functools.partial(
+            Outcome.result,
+            cls=FitResult,
+            problem=problem,
+            static=start.objective.static,
+            key=key,
+            start_time=start_time,
+        )
+        outcome = drive(
+            start.state,
+            start.objective,
+            key,
+            setup.trainer,
+            _sharding.shard_points(setup.collocation, devices),
+            steps=total,
+            chunk=setup.chunk,
+            done=start.done,
+            history=start.history,
+            devices=devices,
+            progress=progress,
+            callback=callback,
+            checkpoint=_checkpointer(checkpoint_path, finish),
+            checkpoint_every=checkpoint_every or 10 * setup.chunk,
+        )
+    raise_if_failed(outcome.reasons, throw)
+    return finish(outcome)
+
+
+def _unpack(problem, model, key):
+    """Checks `problem`, `model` and `key`; a `FitResult` in place of the model is
+    unpacked into the model, the problem with its learned args, and its key."""
     _setup.check_problem(problem)
     previous = model if isinstance(model, FitResult) else None
     if previous is not None:
@@ -125,101 +154,64 @@ def fit(
         key = previous.key if key is None else key
     _setup.check_model(model)
     _setup.check_key(key)
-    done = 0 if previous is None else previous.steps
-    total = done + _setup.check_steps(steps)
-    setup = _setup.prepare(
-        problem,
-        model,
-        steps=total,
-        optimizer=optimizer,
-        collocation=collocation,
-        observations=observations,
-        weights=weights,
-        terms=terms,
-        chunk_size=chunk_size,
-        callback=callback,
-        progress=progress,
-        throw=throw,
-    )
-    _setup.check_checkpointing(checkpoint_path, checkpoint_every, resume)
-    devices = _sharding.check_devices(devices)
+    return problem, model, key, previous
+
+
+class _Start(NamedTuple):
+    objective: Objective
+    state: tuple
+    done: int
+    history: dict | None
+
+
+def _start(problem, model, setup, key, previous, checkpoint_path, resume, total):
+    """Where a fit starts: afresh, from a previous result, or from its checkpoint."""
     _setup.check_collocation(setup.collocation, problem, key)
     params, static = split(model, problem.args)
     objective = make_objective(
         problem, static, setup.observations, setup.weights, setup.terms
     )
+    opt_state = objective.init(setup.trainer, setup.collocation, params, key=key)
     colloc_state = setup.collocation.init(problem.t0, problem.t1, problem.state.dtype)
-    state = (params, objective.init(setup.trainer, setup.collocation, params, key=key))
-    state = (*state, colloc_state)
-    history = None
+    start = _Start(objective, (params, opt_state, colloc_state), 0, None)
     if previous is not None:
-        state, history = _continued(previous, state), previous.history
+        state = _continued(previous, start.state)
+        start = _Start(objective, state, previous.steps, previous.history)
     if checkpoint_path is not None and resume and os.path.exists(checkpoint_path):
         saved = _checkpoint.resume(
             checkpoint_path,
             problem=problem,
             model=model,
-            opt_state=state[1],
+            opt_state=opt_state,
             collocation_state=colloc_state,
             key=key,
             steps=total,
         )
-        state = (split(saved.model, saved.args)[0], saved.opt_state)
-        state, done, history = (
-            (*state, saved.collocation_state),
-            saved.steps,
-            saved.history,
-        )
+        params = split(saved.model, saved.args)[0]
+        state = (params, saved.opt_state, saved.collocation_state)
+        start = _Start(objective, state, saved.steps, saved.history)
+    return start
 
-    def result(outcome: Outcome) -> FitResult:
-        params, opt_state, colloc_state = outcome.state
-        model, args = eqx.combine(params, static)
-        return FitResult(
-            model=model,
-            problem=with_args(problem, args),
-            args=resolve_args(args),
-            history=outcome.history,
-            stop_reason=outcome.reasons,
-            steps=outcome.steps,
-            opt_state=opt_state,
-            collocation_state=colloc_state,
-            key=key,
-            wall_time=time.perf_counter() - start_time,
-            compile_time=outcome.compile_time,
-        )
+
+def _checkpointer(path, finish: Callable[[Outcome], FitResult]):
+    """The checkpoint hook of the training core: saves the result so far."""
+    if path is None:
+        return None
 
     def checkpoint(outcome: Outcome) -> None:
         try:
-            _checkpoint.save(checkpoint_path, result(outcome))
+            _checkpoint.save(path, finish(outcome))
         except OSError as e:
             # A full disk must not cost the fit itself; the previous checkpoint is
             # intact (writes are atomic).
             warnings.warn(
                 f"odefit could not write the checkpoint at step {outcome.steps} to "
-                f"{os.fspath(checkpoint_path)!r} ({e}); the fit goes on.",
+                f"{os.fspath(path)!r} ({e}); the fit goes on.",
                 RuntimeWarning,
                 stacklevel=4,
             )
 
-    outcome = drive(
-        state,
-        objective,
-        key,
-        setup.trainer,
-        _sharding.shard_points(setup.collocation, devices),
-        steps=total,
-        chunk=setup.chunk,
-        done=done,
-        history=history,
-        devices=devices,
-        progress=progress,
-        callback=callback,
-        checkpoint=None if checkpoint_path is None else checkpoint,
-        checkpoint_every=checkpoint_every
-        or (10 * setup.chunk if checkpoint_path else None),
-    )
-    raise_if_failed(outcome.reasons, throw)
-    return result(outcome)
+    return checkpoint
 
 
 def _continued(previous: FitResult, fresh):

@@ -17,17 +17,23 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array
 
-from ._collocation import _check_count
+from . import _memory
+from ._collocation import _check_count, _check_points
 from ._least_squares import _ravel
 from ._trainers import AbstractGridTrainer, total_loss
+from ._validate import INT32_MAX, check_float, check_int
 
 
 def _check_fraction(value, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"`{name}` must be a number in (0, 1), got {value!r}.")
-    if not 0.0 < value < 1.0:
-        raise ValueError(f"`{name}` must be a number in (0, 1), got {value!r}.")
-    return float(value)
+    return check_float(
+        value,
+        name,
+        0.0,
+        1.0,
+        open_minimum=True,
+        open_maximum=True,
+        what="a number in (0, 1)",
+    )
 
 
 def _direction(grad: Array, s: Array, y: Array, rho: Array, newest) -> Array:
@@ -134,7 +140,14 @@ class LBFGS(AbstractGridTrainer):
         curvature: float = 0.9,
         points: int = 256,
     ):
-        self.memory = _check_count(memory, "memory")
+        # The slot index is an int32; each slot holds at least one parameter of
+        # `s` and `y` and a `rho` (checked against the real count in `init`).
+        self.memory = check_int(memory, "memory", 1, INT32_MAX)
+        _memory.check_bytes(
+            3.0 * self.memory * _memory.itemsize(),
+            "memory",
+            f"an L-BFGS history of {self.memory} pairs",
+        )
         self.line_search = _check_count(line_search, "line_search", 2)
         self.armijo = _check_fraction(armijo, "armijo")
         self.curvature = _check_fraction(curvature, "curvature")
@@ -143,11 +156,16 @@ class LBFGS(AbstractGridTrainer):
                 "`armijo` must be smaller than `curvature`, got armijo="
                 f"{self.armijo} and curvature={self.curvature}."
             )
-        self.points = _check_count(points, "points")
+        self.points = _check_points(points, "points")
 
     def init(self, residuals_fn, params) -> dict[str, Array]:
         flat = _ravel(params)[0]
         n, dtype = flat.shape[0], flat.dtype
+        _memory.check_bytes(
+            (2.0 * n + 1) * self.memory * dtype.itemsize,
+            "memory",
+            f"an L-BFGS history of {self.memory} pairs of {n} parameters",
+        )
         return {
             "s": jnp.zeros((self.memory, n), dtype),
             "y": jnp.zeros((self.memory, n), dtype),

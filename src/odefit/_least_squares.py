@@ -28,19 +28,14 @@ import jax.scipy.linalg as jsl
 from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, Float, PyTree
 
-from ._collocation import _check_count
+from ._collocation import _check_count, _check_points
 from ._residuals import Residuals
 from ._trainers import AbstractGridTrainer
+from ._validate import check_bool, check_float
 
 
 def _check_positive(value, name: str) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not (0 < value < math.inf)
-    ):
-        raise ValueError(f"`{name}` must be a finite number > 0, got {value!r}.")
-    return float(value)
+    return check_float(value, name, 0.0, open_minimum=True)
 
 
 def _ravel(params: PyTree) -> tuple[Array, Callable[[Array], PyTree]]:
@@ -188,10 +183,10 @@ class LevenbergMarquardt(AbstractGridTrainer):
     grows with $\min(P, M)^2 \max(P, M)$: use a modest network (width 16–40,
     depth 2–3) and a few hundred points. float64
     (`jax.config.update("jax_enable_x64", True)`) is needed to go much below a
-    relative error of 1e-4. On a CPU shared with other work, set the environment
-    variable `OMP_NUM_THREADS=1` before starting Python: multi-threaded LAPACK
-    spinning on busy cores made these small factorisations up to 100 times slower
-    in our measurements.
+    relative error of 1e-4. No environment variable is needed on a busy CPU:
+    while a fit runs, odefit keeps OpenBLAS (JAX's LAPACK on CPU) to one thread,
+    so that its threads do not spin against XLA's (see
+    `benchmarks/results/lapack_threads.json`).
 
     Extra history entries: `"damping"` ($\mu$ used in the step) and `"accepted"`
     (1.0 when the step was taken).
@@ -250,9 +245,9 @@ class LevenbergMarquardt(AbstractGridTrainer):
         points: int = 256,
     ):
         self.damping = _check_positive(damping, "damping")
-        if isinstance(accept, bool) or not (0.0 <= accept < 1.0):
-            raise ValueError(f"`accept` must be in [0, 1), got {accept!r}.")
-        self.accept = float(accept)
+        self.accept = check_float(
+            accept, "accept", 0.0, 1.0, open_maximum=True, what="in [0, 1)"
+        )
         self.min_damping = _check_positive(min_damping, "min_damping")
         self.max_damping = _check_positive(max_damping, "max_damping")
         if not self.min_damping <= self.damping <= self.max_damping:
@@ -260,9 +255,9 @@ class LevenbergMarquardt(AbstractGridTrainer):
                 "`damping` must lie in [min_damping, max_damping] = "
                 f"[{self.min_damping}, {self.max_damping}], got {self.damping}."
             )
-        self.points = _check_count(points, "points")
-        self.scaled = bool(scaled)
-        self.geodesic = bool(geodesic)
+        self.points = _check_points(points, "points")
+        self.scaled = check_bool(scaled, "scaled")
+        self.geodesic = check_bool(geodesic, "geodesic")
         self.geodesic_ratio = _check_positive(geodesic_ratio, "geodesic_ratio")
 
     def init(self, residuals_fn, params) -> dict[str, Array]:
@@ -383,10 +378,10 @@ class GaussNewton(AbstractGridTrainer):
             regularisation = _check_positive(regularisation, "regularisation")
         self.regularisation = regularisation
         self.line_search = _check_count(line_search, "line_search")
-        if isinstance(armijo, bool) or not (0.0 <= armijo < 1.0):
-            raise ValueError(f"`armijo` must be in [0, 1), got {armijo!r}.")
-        self.armijo = float(armijo)
-        self.points = _check_count(points, "points")
+        self.armijo = check_float(
+            armijo, "armijo", 0.0, 1.0, open_maximum=True, what="in [0, 1)"
+        )
+        self.points = _check_points(points, "points")
 
     def init(self, residuals_fn, params) -> None:
         return None

@@ -13,6 +13,8 @@ r"""The training core that every `fit*` function runs on.
 - **One initial objective**: [`odefit._objective.Objective.init`].
 """
 
+import contextlib
+import functools
 import math
 import signal
 import sys
@@ -28,6 +30,7 @@ import jax.random as jr
 import jax.tree_util as jtu
 import numpy as np
 from jaxtyping import Array, PyTree
+from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from . import _sharding
@@ -35,14 +38,17 @@ from ._collocation import AbstractCollocation
 from ._custom_types import Key
 from ._objective import Objective
 from ._result import (
+    BLOWUP,
     STALL_STEPS,
     Stop,
     failed,
     history_length,
     join_histories,
     stop_message,
+    with_args,
 )
 from ._trainers import AbstractTrainer
+from ._unknown import resolve_args
 
 # The largest step count the compiled loop's int32 counters hold.
 MAX_STEPS = 2**31 - 1
@@ -58,9 +64,15 @@ class LoopState(eqx.Module):
     at: Array  # the step at which it stopped
     flat: Array  # how many consecutive steps left the loss exactly unchanged
     last: Array  # the loss of the previous step
+    initial: Array  # the loss of the fit's first step
+    best: Array  # the lowest loss so far,
+    best_state: PyTree  # of this state,
+    best_at: Array  # after this many steps
 
 
-def initial_state(state, *, members: int | None, dtype, flat: int = 0, last=math.nan):
+def initial_state(
+    state, *, members: int | None, dtype, flat=0, last=math.nan, initial=math.nan
+):
     shape = () if members is None else (members,)
     return LoopState(
         accepted=state,
@@ -69,6 +81,10 @@ def initial_state(state, *, members: int | None, dtype, flat: int = 0, last=math
         at=jnp.zeros(shape, jnp.int32),
         flat=jnp.full(shape, flat, jnp.int32),
         last=jnp.full(shape, last, dtype),
+        initial=jnp.full(shape, initial, dtype),
+        best=jnp.full(shape, jnp.inf, dtype),
+        best_state=state,
+        best_at=jnp.zeros(shape, jnp.int32),
     )
 
 
@@ -145,10 +161,16 @@ def run_chunk(
         running = carry.status == Stop.RUNNING
         finite = jnp.isfinite(loss)
         accepted = _select(running & finite, carry.current, carry.accepted)
+        better = running & finite & (loss < carry.best)
+        best_state = _select(better, carry.current, carry.best_state)
+        best = jnp.where(better, loss, carry.best)
+        best_at = jnp.where(better, step, carry.best_at)
+        initial = jnp.where(jnp.isnan(carry.initial), loss, carry.initial)
         flat = jnp.where(loss == carry.last, carry.flat + 1, 0)
         code = jnp.where((flat >= STALL_STEPS) & (loss != 0), Stop.STALLED, 0)
         if "stalled" in stats:
             code = jnp.where(stats["stalled"] != 0, Stop.TRAINER_STALLED, code)
+        code = jnp.where(loss > BLOWUP * initial, Stop.BLOWUP, code)
         code = jnp.where(finite, code, Stop.DIVERGED)
         status = jnp.where(running, code, carry.status).astype(jnp.int32)
         at = jnp.where(running & (code != 0), step, carry.at).astype(jnp.int32)
@@ -160,7 +182,18 @@ def run_chunk(
             ),
             stats,
         )
-        carry = LoopState(accepted, new_state, status, at, flat, loss)
+        carry = LoopState(
+            accepted,
+            new_state,
+            status,
+            at,
+            flat,
+            loss,
+            initial,
+            best,
+            best_state,
+            best_at.astype(jnp.int32),
+        )
         if members:
             carry = _sharding.constrain_members(carry, devices)
         return carry, recorded
@@ -202,6 +235,30 @@ class InterruptGuard:
         if self._previous is not None:
             signal.signal(signal.SIGINT, self._previous)
         return False
+
+
+# The guard of the `fit*` call in progress: nested calls (the stages of
+# `fit_stages`, the windows of `fit_marching`) share the outermost one.
+_GUARDS: list[InterruptGuard] = []
+
+
+def interruptible(fit_function):
+    """Guards a whole `fit*` call, set-up and compilation included, so that a
+    Ctrl-C at any moment gives a result ("interrupted"), never a traceback from
+    inside the compiler; a second Ctrl-C still stops at once."""
+
+    @functools.wraps(fit_function)
+    def guarded(*args, **kwargs):
+        if _GUARDS:
+            return fit_function(*args, **kwargs)
+        with InterruptGuard(verbose=kwargs.get("progress", True) is True) as guard:
+            _GUARDS.append(guard)
+            try:
+                return fit_function(*args, **kwargs)
+            finally:
+                _GUARDS.pop()
+
+    return guarded
 
 
 class CallbackInfo(eqx.Module):
@@ -286,9 +343,33 @@ class Outcome(NamedTuple):
     done: int
     compile_time: float
 
+    def result(self, cls, *, problem, static, key, start_time: float):
+        """The front end's result (`FitResult` or `EnsembleResult`, which share
+        their field names): trained model, problem with its learned args, ..."""
+        params, opt_state, colloc_state = self.state
+        model, args = eqx.combine(params, static)
+        return cls(
+            model=model,
+            problem=with_args(problem, args),
+            args=resolve_args(args),
+            history=self.history,
+            stop_reason=self.reasons,
+            steps=self.steps,
+            opt_state=opt_state,
+            collocation_state=colloc_state,
+            key=key,
+            wall_time=time.perf_counter() - start_time,
+            compile_time=self.compile_time,
+        )
+
 
 def _outcome(
-    carry: LoopState, history, done: int, host_stop: Stop, compile_time: float
+    carry: LoopState,
+    history,
+    done: int,
+    host_stop: Stop,
+    compile_time: float,
+    diagnose: Callable[[], str] | None = None,
 ) -> Outcome:
     status = np.array(carry.status)
     at = np.array(carry.at)
@@ -300,7 +381,10 @@ def _outcome(
     status = np.where(bad_end, int(Stop.DIVERGED), status)
     at = np.where(bad_end, done, at)
     state = _host_select(status == Stop.RUNNING, carry.current, carry.accepted)
-    loss = history.get("loss", np.zeros(status.shape + (0,)))
+    state = _host_select(status == Stop.BLOWUP, carry.best_state, state)
+    best_at, best = np.asarray(carry.best_at), np.asarray(carry.best)
+    initial = np.asarray(carry.initial)
+    loss = history["loss"]
     steps, reasons = [], []
     for index in np.ndindex(status.shape):
         code, s = Stop(int(status[index])), int(at[index])
@@ -311,13 +395,38 @@ def _outcome(
         elif code == Stop.DIVERGED:
             kept = max(s - 1, 0)
             steps.append(kept)
+            value = float(losses[s]) if s < losses.shape[-1] else None
+            terms = [
+                name
+                for name, values in history.items()
+                if name != "loss"
+                and values.dtype.kind == "f"
+                and s < values.shape[-1]
+                and not np.isfinite(values[index][s])
+            ]
+            detail = f"non-finite term: {', '.join(terms)}" if terms else ""
+            if s == 0 and diagnose is not None:
+                detail = "; ".join(d for d in (detail, diagnose()) if d)
             reasons.append(
                 stop_message(
                     code,
                     step=s,
-                    value=float(losses[s]) if s < losses.shape[-1] else None,
+                    value=value,
                     kept=kept,
                     kept_loss=float(losses[kept]) if s > 0 else math.nan,
+                    detail=detail,
+                )
+            )
+        elif code == Stop.BLOWUP:
+            steps.append(int(best_at[index]))
+            reasons.append(
+                stop_message(
+                    code,
+                    step=s,
+                    value=float(losses[s]),
+                    kept=int(best_at[index]),
+                    kept_loss=float(best[index]),
+                    initial=float(initial[index]),
                 )
             )
         else:
@@ -332,6 +441,35 @@ def _outcome(
     else:
         steps, reasons = tuple(steps), tuple(reasons)
     return Outcome(state, steps, reasons, history, done, compile_time)
+
+
+def diagnosis(objective: Objective, params, *, points: int = 1001) -> str:
+    """Where the initial model's loss is not finite: the model itself, or its
+    residual, at which times (on a grid of the interval)."""
+    problem = objective.problem
+    ts = jnp.linspace(problem.t0, problem.t1, points, dtype=problem.state.dtype)
+    model, args = objective.model_and_args(params)
+
+    def where(values) -> str:
+        bad = ~np.isfinite(np.asarray(values).reshape(points, -1)).all(axis=1)
+        if not bad.any():
+            return ""
+        t = np.asarray(ts)[bad]
+        return f"at {bad.sum()} of {points} times in [{t.min():.6g}, {t.max():.6g}]"
+
+    try:
+        found = where(model.predict(ts))
+        if found:
+            return (
+                f"the model's own prediction is not finite {found}: check the "
+                "interval (t0, t1) and the model's `scale` for this dtype"
+            )
+        found = where(objective.residual_norms(params)(ts))
+        if found:
+            return f"the ODE residual is not finite {found}"
+    except Exception:  # a diagnosis must never hide the fit's own result
+        return ""
+    return ""
 
 
 def _compile_time(chunk_times: list[tuple[int, float]]) -> float:
@@ -394,7 +532,12 @@ def drive(
     # fit stops where an uninterrupted one would.
     flat, last = _flat_run(history)
     dtype = objective.problem.state.dtype
-    carry = initial_state(state, members=members, dtype=dtype, flat=flat, last=last)
+    initial = math.nan
+    if members is None and history_length(history):
+        initial = float(history["loss"][0])
+    carry = initial_state(
+        state, members=members, dtype=dtype, flat=flat, last=last, initial=initial
+    )
     if members is None:
         carry = _sharding.replicate(carry, devices)
     else:
@@ -413,12 +556,22 @@ def drive(
     )
 
     def outcome(stop: Stop) -> Outcome:
-        joined = join_histories(parts) if parts else {}
+        shape = () if members is None else (members,)
+        joined = join_histories(parts) if parts else {"loss": np.zeros(shape + (0,))}
+        diagnose = None
+        if members is None:
+            diagnose = functools.partial(diagnosis, objective, state[0])
         return _outcome(
-            _sharding.fetch(carry), joined, done, stop, _compile_time(chunk_times)
+            _sharding.fetch(carry),
+            joined,
+            done,
+            stop,
+            _compile_time(chunk_times),
+            diagnose,
         )
 
-    with InterruptGuard(verbose=progress) as interrupt:
+    guard = _GUARDS[-1] if _GUARDS else InterruptGuard(verbose=progress)
+    with contextlib.nullcontext(guard) if _GUARDS else guard as interrupt:
         try:
             while done < steps:
                 if interrupt.requested:
@@ -430,19 +583,24 @@ def drive(
                 if checkpoint_every is not None:
                     length = min(length, checkpoint_every - done % checkpoint_every)
                 tic = time.perf_counter()
-                new_carry, stats = run_chunk(
-                    carry,
-                    objective,
-                    key,
-                    trainer,
-                    collocation,
-                    jnp.asarray(done),
-                    length,
-                    members is not None,
-                    batch_size,
-                    devices,
-                )
-                stats = _sharding.fetch(stats)
+                # XLA runs its own threads; the LAPACK calls inside a step (the
+                # least-squares solves) go to OpenBLAS, whose threads would spin
+                # against XLA's: one BLAS thread made Levenberg-Marquardt steps
+                # 6.4x faster on a loaded 2-core machine (benchmarks/README.md).
+                with threadpool_limits(limits=1, user_api="blas"):
+                    new_carry, stats = run_chunk(
+                        carry,
+                        objective,
+                        key,
+                        trainer,
+                        collocation,
+                        jnp.asarray(done),
+                        length,
+                        members is not None,
+                        batch_size,
+                        devices,
+                    )
+                    stats = _sharding.fetch(stats)
                 chunk_times.append((length, time.perf_counter() - tic))
                 # The history's format: (steps,) or (members, steps).
                 parts.append(

@@ -19,16 +19,18 @@ import jax.random as jr
 import numpy as np
 from jaxtyping import Array, Float
 
+from . import _memory
 from ._collocation import AbstractCollocation
 from ._custom_types import Args, Key, Scalar
+from ._loop import interruptible
 from ._losses import Term
 from ._models.base import AbstractModel
 from ._models.pinn import PINN
 from ._problems import IVP, AbstractProblem, SecondOrderIVP, _trajectory
 from ._result import FitResult, join_histories
-from ._setup import check_key
 from ._stages import Stage, check_stages, fit_stages
 from ._unknown import has_unknowns, resolve_args
+from ._validate import check_bool, check_float, check_key
 
 
 class PiecewiseSolution(eqx.Module):
@@ -152,14 +154,7 @@ def auto_breakpoints(
 
     **Returns:** the breakpoints $t_0 = b_0 < \dots < b_K = t_1$.
     """
-    if (
-        isinstance(max_change, bool)
-        or not isinstance(max_change, (int, float))
-        or not (0 < max_change < math.inf)
-    ):
-        raise ValueError(
-            f"`max_change` must be a finite number > 0, got {max_change!r}."
-        )
+    max_change = check_float(max_change, "max_change", 0.0, open_minimum=True)
     field = problem.first_order_field()
     args = resolve_args(problem.args)
     y0 = _initial_state(problem)
@@ -198,7 +193,14 @@ def _check_windows(windows, problem: AbstractProblem, max_change) -> tuple[float
     if isinstance(windows, (int, np.integer)):
         if windows < 1:
             raise ValueError(f"`windows` must be >= 1, got {windows}.")
+        _memory.check_bytes(
+            float(windows) * _memory.BYTES_PER_WINDOW,
+            "windows",
+            f"{windows} time windows, each fitted and kept",
+        )
         return tuple(np.linspace(problem.t0, problem.t1, int(windows) + 1).tolist())
+    if isinstance(windows, (str, bytes)):
+        raise TypeError(f"`windows` must be an integer or a sequence, got {windows!r}.")
     try:
         points = np.asarray(windows, dtype=float)
     except (TypeError, ValueError) as e:
@@ -242,6 +244,7 @@ def _window(problem: AbstractProblem, a: float, b: float, previous):
     return IVP(_WindowField(problem.vector_field), 0.0, 1.0, y0, args)
 
 
+@interruptible
 def fit_marching(
     problem: IVP | SecondOrderIVP,
     *,
@@ -330,8 +333,11 @@ def fit_marching(
             "window separately and cannot learn parameters shared by all windows. "
             "Fit the inverse problem with odefit.fit."
         )
-    stages = check_stages(stages)
     check_key(key)
+    warm_start = check_bool(warm_start, "warm_start")
+    check_bool(progress, "progress")
+    check_bool(throw, "throw")
+    stages = check_stages(stages)
     breakpoints = _check_windows(windows, problem, max_change)
     if model is None:
 

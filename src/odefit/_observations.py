@@ -7,6 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
+from ._validate import check_float
+
 
 def _as_real_array(value, name: str) -> Array:
     try:
@@ -84,13 +86,7 @@ class Observations(eqx.Module):
             if not bool(jnp.all(jnp.isfinite(value))):
                 bad = int(np.sum(~np.isfinite(np.asarray(value))))
                 raise ValueError(f"`{name}` has {bad} non-finite entries.")
-        if (
-            isinstance(weight, bool)
-            or not isinstance(weight, (int, float, np.integer, np.floating))
-            or not np.isfinite(weight)
-            or weight < 0
-        ):
-            raise ValueError(f"`weight` must be a finite number >= 0, got {weight!r}.")
+        weight = check_float(weight, "weight", 0.0)
         if observe is not None and not callable(observe):
             raise TypeError(
                 f"`observe` must be callable, got {type(observe).__name__}."

@@ -24,6 +24,7 @@ from ._conditions import (
 )
 from ._custom_types import Acceleration, Args, Scalar, ScalarLike, VectorField
 from ._unknown import resolve_args
+from ._validate import check_bool, check_float, check_int
 
 
 def _as_time(value, name: str) -> float:
@@ -48,6 +49,36 @@ def _check_interval(t0, t1) -> tuple[float, float]:
     if not t1 > t0:
         raise ValueError(f"`t1` must be greater than `t0`, got t0={t0} and t1={t1}.")
     return t0, t1
+
+
+# The fewest distinct values of the state's dtype that [t0, t1] must hold: with
+# fewer, collocation points collapse onto a handful of times (at 1e9 in float32
+# the spacing is 64, so [1e9, 1e9 + 1] holds one value) and the network's scaled
+# input is constant.
+MIN_RESOLVED_TIMES = 10_000
+
+
+def _ordered(value: float, dtype) -> int:
+    """The position of `value` (rounded to `dtype`) among that dtype's floats: the
+    difference of two positions counts the floats between them."""
+    dtype = np.dtype(dtype)
+    bits = np.array(value, dtype).view(np.dtype(f"i{dtype.itemsize}")).item()
+    sign = 1 << (8 * dtype.itemsize - 1)
+    return bits if bits >= 0 else -(bits & (sign - 1))
+
+
+def _check_resolution(t0: float, t1: float, dtype) -> None:
+    count = _ordered(t1, dtype) - _ordered(t0, dtype)
+    if count < MIN_RESOLVED_TIMES:
+        dtype = np.dtype(dtype)
+        raise ValueError(
+            f"`t0`={t0!r} and `t1`={t1!r} are too close together for {dtype} (the "
+            f"state's dtype): only {max(count, 0) + 1} distinct {dtype} values lie "
+            f"in [t0, t1], and resolving the interval needs at least "
+            f"{MIN_RESOLVED_TIMES}. Shift time so that it starts at 0 (t0=0.0, "
+            f"t1={t1 - t0!r}), or use float64 (enable "
+            "`jax.config.update('jax_enable_x64', True)` and pass a float64 state)."
+        )
 
 
 def _as_state(value, name: str) -> Float[Array, "*state"]:
@@ -203,6 +234,18 @@ def _check_times(ts, t0: float) -> Float[Array, " times"]:
     if float(ts[0]) < t0:
         raise ValueError(f"`ts` must start at or after t0={t0}, got {float(ts[0])}.")
     return ts
+
+
+def _check_solve_options(rtol, atol, max_steps, **flags):
+    """The options every `solve` takes, checked before anything is compiled and
+    returned as Python numbers: `(rtol, atol, max_steps)`."""
+    rtol, atol = (
+        None if value is None else check_float(value, name, 0.0, open_minimum=True)
+        for name, value in (("rtol", rtol), ("atol", atol))
+    )
+    for name, value in flags.items():
+        check_bool(value, name)
+    return rtol, atol, check_int(max_steps, "max_steps", 1)
 
 
 def _diffrax_solve(
@@ -385,6 +428,7 @@ class IVP(AbstractProblem):
     ):
         self.t0, self.t1 = _check_interval(t0, t1)
         self.y0 = _as_state(y0, "y0")
+        _check_resolution(self.t0, self.t1, self.y0.dtype)
         self.args = args
         _check_function(
             vector_field,
@@ -441,6 +485,7 @@ class IVP(AbstractProblem):
 
         **Returns:** an array of shape `(len(ts), *y0.shape)`.
         """
+        rtol, atol, max_steps = _check_solve_options(rtol, atol, max_steps)
         ts = _check_times(ts, self.t0).astype(self.y0.dtype)
         return _diffrax_solve(
             self.vector_field,
@@ -525,6 +570,7 @@ class SecondOrderIVP(_AbstractSecondOrder):
     ):
         self.t0, self.t1 = _check_interval(t0, t1)
         self.y0 = _as_state(y0, "y0")
+        _check_resolution(self.t0, self.t1, self.y0.dtype)
         self.dy0 = _as_state(dy0, "dy0").astype(self.y0.dtype)
         _check_same_shape("dy0", "y0", self.dy0, self.y0)
         self.args = args
@@ -579,6 +625,9 @@ class SecondOrderIVP(_AbstractSecondOrder):
         Options as for [`odefit.IVP.solve`][]; with `derivative=True` returns the
         pair `(y, y')`, otherwise `y` alone, each of shape `(len(ts), *y0.shape)`.
         """
+        rtol, atol, max_steps = _check_solve_options(
+            rtol, atol, max_steps, derivative=derivative
+        )
         ts = _check_times(ts, self.t0).astype(self.y0.dtype)
         y, dy = _diffrax_solve(
             self.first_order_field(),
@@ -642,6 +691,7 @@ class BVP(_AbstractSecondOrder):
     ):
         self.t0, self.t1 = _check_interval(t0, t1)
         self.ya = _as_state(ya, "ya")
+        _check_resolution(self.t0, self.t1, self.ya.dtype)
         self.yb = _as_state(yb, "yb").astype(self.ya.dtype)
         _check_same_shape("yb", "ya", self.yb, self.ya)
         self.args = args
@@ -693,6 +743,10 @@ class BVP(_AbstractSecondOrder):
         bounds the Newton iterations. Raises `RuntimeError` when shooting fails to
         converge (try a better-conditioned formulation or a shorter interval).
         """
+        rtol, atol, max_steps = _check_solve_options(
+            rtol, atol, max_steps, derivative=derivative
+        )
+        shooting_max_steps = check_int(shooting_max_steps, "shooting_max_steps", 1)
         ts = _check_times(ts, self.t0).astype(self.ya.dtype)
         dtype = self.ya.dtype
         default_rtol, default_atol = _default_tolerances(dtype)

@@ -1,6 +1,7 @@
 """What a fit returns, why it stopped, and its history: below both the training core
 and checkpoints, so that neither imports the other."""
 
+import dataclasses
 import enum
 import math
 from collections.abc import Mapping, Sequence
@@ -17,6 +18,10 @@ from ._problems import AbstractProblem
 # (a least-squares trainer rejecting every step on a fixed grid), or when the
 # trainer reports a nonzero `"stalled"` statistic.
 STALL_STEPS = 50
+# A fit has blown up when its loss, still finite, exceeds the loss of its first
+# step this many times: no fit that is converging gets there, not even while a
+# growing collocation window shows it new parts of the interval.
+BLOWUP = 1e6
 
 
 class Stop(enum.IntEnum):
@@ -30,6 +35,7 @@ class Stop(enum.IntEnum):
     COMPLETED = 4
     INTERRUPTED = 5
     CALLBACK = 6
+    BLOWUP = 7  # finite, but BLOWUP times the first step's loss
 
 
 # What a periodic checkpoint of a fit that is still running records as its stop
@@ -50,12 +56,15 @@ def stop_message(
     value: float | None = None,
     kept: int = 0,
     kept_loss: float = math.nan,
+    initial: float = math.nan,
+    detail: str = "",
 ) -> str:
     """The one sentence that says why a fit stopped, where, and what to try.
 
     `step`: where it stopped (for `STALLED`, where the flat run began); `value`:
     the non-finite loss (`None` when only the parameters were non-finite) or the
-    unchanged loss; `kept`, `kept_loss`: the step and loss of the model returned.
+    unchanged loss; `kept`, `kept_loss`: the step and loss of the model returned;
+    `initial`: the first step's loss; `detail`: what is non-finite, and where.
     """
     if stop in (Stop.RUNNING, Stop.COMPLETED):
         return "completed" if stop == Stop.COMPLETED else RUNNING
@@ -63,18 +72,26 @@ def stop_message(
         return "interrupted"
     if stop == Stop.CALLBACK:
         return "stopped by callback"
+    if stop == Stop.BLOWUP:
+        return (
+            f"diverged at step {step}: the loss became {value:.4g}, more than "
+            f"{BLOWUP:.0e} times that of the first step ({initial:.4g}), though it "
+            f"stayed finite. The model of step {kept}, with the lowest loss "
+            f"({kept_loss:.4g}), is returned. {_FIXES}"
+        )
     if stop == Stop.DIVERGED:
+        detail = f" ({detail})" if detail else ""
         if step == 0:
             return (
-                f"diverged at step 0: the loss of the initial model is {value}, so "
-                "the residual or data term is not finite somewhere. The initial "
-                "model is returned. Check that the vector field is finite over the "
-                "whole interval [t0, t1], not only at t0, and the observations."
+                f"diverged at step 0: the loss of the initial model is {value}"
+                f"{detail}. The initial model is returned. Check that the vector "
+                "field is finite over the whole interval [t0, t1], not only at t0, "
+                "and the observations."
             )
         what = (
             "the parameters became non-finite"
             if value is None
-            else f"the loss became {value}"
+            else f"the loss became {value}{detail}"
         )
         return (
             f"diverged at step {step}: {what}. The last finite model, from step "
@@ -94,6 +111,11 @@ def stop_message(
         "problem, more collocation points, or a few thousand Adam steps before the "
         "least-squares trainer."
     )
+
+
+def with_args(problem: AbstractProblem, args: Args) -> AbstractProblem:
+    """`problem` with its `args` replaced."""
+    return eqx.tree_at(lambda p: p.args, problem, args, is_leaf=lambda x: x is None)
 
 
 def failed(stop_reason: str) -> bool:
@@ -184,3 +206,46 @@ class FitResult(eqx.Module):
     key: Key
     wall_time: float = eqx.field(static=True)
     compile_time: float = eqx.field(static=True)
+
+
+def join_results(results: Sequence[FitResult], label: str = "stage") -> FitResult:
+    """One [`odefit.FitResult`][] for fits run one after the other, each starting
+    from the model the previous one ended with (e.g. Adam, then L-BFGS).
+
+    **Arguments:**
+
+    - `results`: the fits' results, in order.
+    - `label`: the name of the history column that gives each step's part.
+
+    **Returns:** the last result (model, problem, args, optimiser state, stop
+    reason), with the histories joined end to end (a statistic missing from a part
+    is NaN there; column `label` holds the part's index) and the steps, wall and
+    compile times summed.
+
+    **Example:**
+
+    ```python
+    import jax, optax, odefit
+
+    problem = odefit.IVP(lambda t, y, args: -y, t0=0.0, t1=1.0, y0=1.0)
+    model = odefit.PINN(problem, width=16, depth=2, key=jax.random.key(0))
+    warm = odefit.fit(problem, model, steps=300, key=jax.random.key(1),
+                      progress=False)
+    polish = odefit.fit(problem, warm.model, steps=20,
+                        optimizer=odefit.LevenbergMarquardt(points=32),
+                        key=jax.random.key(2), progress=False)
+    both = odefit.join_results([warm, polish])
+    both.history["stage"]      # 300 zeros, then 20 ones
+    ```
+    """
+    results = list(results)
+    if not results or not all(isinstance(r, FitResult) for r in results):
+        raise TypeError("`results` must be a non-empty sequence of odefit.FitResult.")
+    compile_times = [r.compile_time for r in results if not math.isnan(r.compile_time)]
+    return dataclasses.replace(
+        results[-1],
+        history=join_histories([r.history for r in results], label),
+        steps=sum(r.steps for r in results),
+        wall_time=sum(r.wall_time for r in results),
+        compile_time=sum(compile_times) if compile_times else math.nan,
+    )

@@ -2,7 +2,6 @@
 one set of argument checks, so that `fit` and `fit_ensemble` say the same thing
 about the same mistake."""
 
-import os
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
@@ -12,6 +11,7 @@ import jax.numpy as jnp
 import jax.tree_util as jtu
 import numpy as np
 
+from ._checkpoint import check_path
 from ._collocation import AbstractCollocation
 from ._loop import MAX_STEPS, check_callback, pick_chunk
 from ._losses import Term, check_terms, check_weights
@@ -19,6 +19,7 @@ from ._models.base import AbstractModel
 from ._observations import Observations
 from ._problems import AbstractProblem
 from ._trainers import AbstractTrainer, as_trainer
+from ._validate import check_key as check_key
 
 
 def check_problem(problem, name: str = "`problem`") -> AbstractProblem:
@@ -48,22 +49,6 @@ def check_steps(steps) -> int:
             f"in 32-bit integers), got {steps!r}."
         )
     return int(steps)
-
-
-def check_key(key) -> None:
-    if isinstance(key, jax.Array) and (
-        (jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key) and key.shape == ())
-        or (key.dtype == jnp.uint32 and key.shape == (2,))
-    ):
-        return
-    raise TypeError(
-        "`key` must be a jax.random key such as jax.random.key(0), got "
-        + (
-            f"an array of shape {key.shape} and dtype {key.dtype}."
-            if isinstance(key, jax.Array)
-            else f"{key!r}."
-        )
-    )
 
 
 def check_observations(observations, problem: AbstractProblem, model):
@@ -134,13 +119,6 @@ def check_collocation(collocation, problem: AbstractProblem, key) -> None:
 
 
 def check_checkpointing(checkpoint_path, checkpoint_every, resume) -> None:
-    if checkpoint_path is not None and not isinstance(
-        checkpoint_path, (str, os.PathLike)
-    ):
-        raise TypeError(
-            "`checkpoint_path` must be a str or os.PathLike, got "
-            f"{type(checkpoint_path).__name__}."
-        )
     if checkpoint_every is not None:
         if (
             isinstance(checkpoint_every, bool)
@@ -157,17 +135,7 @@ def check_checkpointing(checkpoint_path, checkpoint_every, resume) -> None:
     if not isinstance(resume, bool):
         raise TypeError(f"`resume` must be True or False, got {resume!r}.")
     if checkpoint_path is not None:
-        directory = os.path.dirname(os.path.abspath(checkpoint_path))
-        if not os.path.isdir(directory):
-            raise ValueError(
-                f"`checkpoint_path` is {os.fspath(checkpoint_path)!r}, but its "
-                f"directory {directory!r} does not exist."
-            )
-        if os.path.isdir(checkpoint_path):
-            raise ValueError(
-                f"`checkpoint_path` is {os.fspath(checkpoint_path)!r}, a directory; "
-                "give a file name."
-            )
+        check_path(checkpoint_path)
 
 
 class Setup(NamedTuple):
@@ -181,11 +149,30 @@ class Setup(NamedTuple):
     chunk: int
 
 
+# The options every `fit*` front end passes on to `prepare` unchanged.
+SHARED = (
+    "optimizer",
+    "collocation",
+    "observations",
+    "weights",
+    "terms",
+    "chunk_size",
+    "callback",
+    "progress",
+    "throw",
+)
+
+
+def shared(arguments: Mapping[str, Any]) -> dict[str, Any]:
+    """The shared options among a front end's arguments (its `locals()`)."""
+    return {name: arguments[name] for name in SHARED}
+
+
 def prepare(
     problem: AbstractProblem,
     model: AbstractModel,
-    *,
     steps: int,
+    *,
     optimizer,
     collocation,
     observations,

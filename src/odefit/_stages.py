@@ -1,7 +1,6 @@
 """Several optimisers one after the other, as one fit."""
 
 import dataclasses
-import math
 from collections.abc import Callable, Mapping, Sequence
 
 import jax
@@ -12,13 +11,14 @@ import optax
 from ._collocation import AbstractCollocation
 from ._custom_types import Key
 from ._fit import fit
+from ._loop import interruptible
 from ._losses import Term
 from ._models.base import AbstractModel
 from ._observations import Observations
 from ._problems import AbstractProblem
-from ._result import FitResult, join_histories
-from ._setup import check_key
+from ._result import FitResult, join_results
 from ._trainers import AbstractTrainer, as_trainer
+from ._validate import check_key
 
 Stage = (
     tuple[optax.GradientTransformation | AbstractTrainer | None, int]
@@ -85,6 +85,7 @@ def check_stages(stages) -> list[tuple]:
     return out
 
 
+@interruptible
 def fit_stages(
     problem: AbstractProblem,
     model: AbstractModel,
@@ -175,18 +176,10 @@ def fit_stages(
         model, problem = result.model, result.problem
         if result.stop_reason != "completed":
             break
-    last = results[-1]
-    stop_reason = last.stop_reason
+    stop_reason = results[-1].stop_reason
     if stop_reason != "completed" and len(stages) > 1:
         stop_reason = f"stage {len(results) - 1}: {stop_reason}"
-    compile_times = [r.compile_time for r in results if not math.isnan(r.compile_time)]
     # `replace` keeps any other field of the last stage's result as it is.
     return dataclasses.replace(
-        last,
-        history=join_histories([r.history for r in results], "stage"),
-        stop_reason=stop_reason,
-        steps=sum(r.steps for r in results),
-        key=key,
-        wall_time=sum(r.wall_time for r in results),
-        compile_time=sum(compile_times) if compile_times else math.nan,
+        join_results(results, "stage"), stop_reason=stop_reason, key=key
     )

@@ -13,6 +13,7 @@ from jaxtyping import Array, PyTree
 
 from ._collocation import AbstractCollocation, Grid, Uniform
 from ._losses import total_loss
+from ._validate import INT32_MAX
 
 ResidualsFn = Callable[[PyTree], dict[str, Array]]
 
@@ -86,7 +87,8 @@ class OptaxTrainer(AbstractTrainer):
         return params, state, {"loss": loss, **losses}
 
     def default_collocation(self, steps):
-        return Uniform(256, warmup=steps // 2)
+        # Within the int32 range Uniform counts its steps in.
+        return Uniform(256, warmup=min(steps // 2, INT32_MAX))
 
 
 # Cached: optax transformations are closures, and a new one per `fit` call would

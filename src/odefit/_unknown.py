@@ -6,6 +6,8 @@ import jax.numpy as jnp
 import jax.tree_util as jtu
 from jaxtyping import Array, ArrayLike, Float, PyTree
 
+from ._validate import check_bool
+
 
 class Unknown(eqx.Module):
     r"""Marks an entry of a problem's `args` as unknown: `fit` learns it jointly with
@@ -32,6 +34,7 @@ class Unknown(eqx.Module):
     positive: bool = eqx.field(static=True, default=False)
 
     def __init__(self, value: Float[ArrayLike, "..."], *, positive: bool = False):
+        positive = check_bool(positive, "positive")
         if isinstance(value, Unknown):
             raise TypeError("`value` is already an `odefit.Unknown`; do not nest them.")
         if isinstance(value, (bool, str)) or value is None:

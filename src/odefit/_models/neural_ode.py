@@ -10,15 +10,15 @@ import jax.tree_util as jtu
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
+from .. import _memory
 from .._custom_types import Key, Scalar
 from .._problems import IVP, AbstractProblem
+from .._validate import check_bool, check_float, check_int, check_key, check_scale
 from .base import AbstractModel
 
 
 def _check_positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"`{name}` must be an integer >= 1, got {value!r}.")
-    return value
+    return check_int(value, name, 1)
 
 
 def _check_instance(value, cls, name: str, example: str):
@@ -181,10 +181,17 @@ class NeuralODE(AbstractModel):
             raise TypeError(
                 f"`activation` must be callable, got {type(activation).__name__}."
             )
-        if not isinstance(autonomous, bool):
-            raise TypeError(f"`autonomous` must be a bool, got {autonomous!r}.")
+        autonomous = check_bool(autonomous, "autonomous")
+        check_key(key)
         y0 = problem.y0
         dtype = y0.dtype
+        _memory.check_mlp(
+            width=width,
+            depth=depth,
+            in_size=y0.size + (0 if autonomous else 1),
+            out_size=y0.size,
+            dtype=dtype,
+        )
         if initial_states is not None:
             initial_states = jnp.asarray(initial_states)
             if (
@@ -208,16 +215,7 @@ class NeuralODE(AbstractModel):
         if scale is None:
             scale = problem.characteristic_scale()
         else:
-            scale = jnp.asarray(scale, dtype)
-            if scale.ndim == 0:
-                scale = jnp.broadcast_to(scale, y0.shape)
-            if scale.shape != y0.shape:
-                raise ValueError(
-                    f"`scale` has shape {scale.shape} but the state has shape "
-                    f"{y0.shape}."
-                )
-            if not bool(jnp.all(jnp.isfinite(scale) & (scale > 0))):
-                raise ValueError(f"`scale` must be finite and > 0, got {scale}.")
+            scale = check_scale(scale, y0)
         solver = (
             dfx.Tsit5()
             if solver is None
@@ -246,9 +244,7 @@ class NeuralODE(AbstractModel):
             )
         )
         if dt0 is not None:
-            if isinstance(dt0, bool) or not isinstance(dt0, (int, float)) or dt0 <= 0:
-                raise ValueError(f"`dt0` must be a number > 0, got {dt0!r}.")
-            dt0 = float(dt0)
+            dt0 = check_float(dt0, "dt0", 0.0, open_minimum=True, what="a number > 0")
         elif isinstance(stepsize_controller, dfx.ConstantStepSize):
             raise ValueError(
                 "`dt0` is required with `stepsize_controller=ConstantStepSize()`, "

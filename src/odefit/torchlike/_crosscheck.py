@@ -442,15 +442,15 @@ def _pinn_case(
         ours: dict[str, Any] = {"loss": loss}
         for label, d in zip(names, derivs, strict=True):
             ours[f"{label} at {n_points} points"] = jnp.reshape(d, (n_points, -1))
-        for k, layer in enumerate(g.mlp.layers):
+        for k, layer in enumerate(g.network.layers):
             ours[f"dloss/d layers[{k}].weight"] = layer.weight
             ours[f"dloss/d layers[{k}].bias"] = layer.bias
         ours["backward(): every .grad"] = _concat(
-            [(lay.weight, lay.bias) for lay in store.mlp.layers]
+            [(lay.weight, lay.bias) for lay in store.network.layers]
         )
         theirs = None
         if with_torch:
-            net = torch_net(model.mlp)
+            net = torch_net(model.network)
             loss, torch_derivs = torch_pinn_loss(net, model, problem, torch_rhs, ts)
             loss.backward()
             linears = [layer for layer in net if hasattr(layer, "weight")]
