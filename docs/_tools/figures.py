@@ -542,36 +542,7 @@ class Pending(NamedTuple):
     new: str
 
 
-PENDING: list[Pending] = [
-    Pending(
-        "src/odefit/_lbfgs.py",
-        """the
-    neural ODE example's first `fit` call compiles in 8.1–9.7 s instead of 14.6 s
-    on a 2-core CPU.""",
-        """the
-    neural ODE example's first `fit` call compiled in 9.7 s on a 2-core CPU
-    (`benchmarks/results/compile_time.json`).""",
-    ),
-    Pending(
-        "src/odefit/_least_squares.py",
-        """Network fits are long curved
-    valleys, where this correction lets the damping fall much lower: on the damped
-    oscillator it takes the error from about 1e-5 to 1e-7 in the same steps.""",
-        """Network fits are long curved
-    valleys, where this correction lets the damping fall much lower.""",
-    ),
-    Pending(
-        "src/odefit/_least_squares.py",
-        """float64
-    (`jax.config.update("jax_enable_x64", True)`) is needed to go much below a
-    relative error of 1e-4.""",
-        """float64
-    (`jax.config.update("jax_enable_x64", True)`) is needed to go further than
-    float32 allows: on the damped oscillator of `benchmarks/accuracy.py`, Adam then
-    this trainer stopped at 1.2e-4 in float32 and reached 1.2e-7 in float64
-    (`benchmarks/results/accuracy.json`).""",
-    ),
-]
+PENDING: list[Pending] = []
 
 
 # -- scanning --------------------------------------------------------------------
