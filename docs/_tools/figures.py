@@ -495,6 +495,11 @@ NOT_MEASURED = [
         "follows from the float32 tolerances just stated",
     ),
     NotMeasured("docs/getting-started.md", "$10^{-6}$ and", _ORDER),
+    NotMeasured(
+        "docs/getting-started.md",
+        "down to about 1e-4 can be asked",
+        "fit_to_tolerance's float32 floor, a default of odefit",
+    ),
     NotMeasured("docs/grad-vs-backward.md", "1e-10", _TOLERANCE),
     NotMeasured("docs/how-to/physics-informed.md", "$3 \\times 10^{-3}$", _DEFAULT),
     NotMeasured("docs/how-to/physics-informed.md", "$3 \\times 10^{-5}$", _DEFAULT),

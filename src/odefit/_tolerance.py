@@ -34,7 +34,7 @@ _FLOOR = {32: 1e-4, 64: 1e-10}
 _MARGIN = 0.5
 # A problem whose solution changes by its own size more often than this over the
 # interval (odefit.auto_breakpoints) is marched from the start.
-_MARCH_WINDOWS = 4
+_MARCH_WINDOWS = 12
 
 
 class ToleranceResult(eqx.Module):
@@ -143,7 +143,7 @@ def _single(problem, model, observations, key, tol, clock, *, width, depth, poin
 
 
 def _marched(problem, key, tol, clock, *, max_change, width, points):
-    stages = [(None, 500), (LevenbergMarquardt(points=points), 200)]
+    stages = [(None, 300), (LevenbergMarquardt(points=points), 150)]
     result = fit_marching(
         problem,
         stages=stages,
@@ -180,10 +180,10 @@ def fit_to_tolerance(
     ([`odefit.error_estimate`][], no reference needed) and stops once the
     estimate is below half of `tol`. Attempts, in order, until one meets the
     tolerance or `time_budget` runs out: a 32x2 network on 128 points (1000
-    Adam steps, then up to 1500 Levenberg–Marquardt steps); a 48x3 one on 256
-    points; time marching (initial-value problems without unknowns),
-    with windows of half the change when that is not enough. The best attempt is
-    returned.
+    Adam steps, then up to 1500 Levenberg–Marquardt steps); time marching
+    (initial-value problems without unknowns; first, when the solution changes
+    by its own size more than 12 times), then with windows of half the change;
+    a 48x3 network on 256 points. The best attempt is returned.
 
     **Arguments:**
 
@@ -230,18 +230,18 @@ def fit_to_tolerance(
     clock = _Clock(time_budget)
     marchable = not isinstance(problem, BVP) and not has_unknowns(problem.args)
     windows = len(auto_breakpoints(problem)) - 1 if marchable else 1
-    attempts = [
-        ("single", dict(width=32, depth=2, points=128)),
-        ("single", dict(width=48, depth=3, points=256)),
+    single = [("single", dict(width=32, depth=2, points=128))]
+    larger = [("single", dict(width=48, depth=3, points=256))]
+    marching = [
+        ("marching", dict(max_change=1.0, width=32, points=96)),
+        ("marching", dict(max_change=0.5, width=32, points=96)),
     ]
-    if marchable:
-        marching = [
-            ("marching", dict(max_change=1.0, width=32, points=96)),
-            ("marching", dict(max_change=0.5, width=32, points=96)),
-        ]
-        attempts = (
-            marching + attempts if windows > _MARCH_WINDOWS else (attempts + marching)
-        )
+    if not marchable:
+        attempts = single + larger
+    elif windows > _MARCH_WINDOWS:
+        attempts = marching + single + larger
+    else:
+        attempts = single + marching + larger
     best = None
     choices = []
     for i, (kind, options) in enumerate(attempts):
