@@ -2,6 +2,7 @@ r"""One call that fits to a requested accuracy, like an ODE solver: odefit choos
 the network, the stages, the points and, for long initial-value problems, the
 time windows, and stops when its own error estimate meets the tolerance."""
 
+import functools
 import math
 import time
 from typing import Any
@@ -10,6 +11,7 @@ import equinox as eqx
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
+import optax
 
 from ._custom_types import Args, Key
 from ._error_estimate import ErrorEstimate, error_estimate
@@ -111,27 +113,44 @@ def _check_tol(tol, dtype) -> float:
     return tol
 
 
-def _single(problem, model, observations, key, tol, clock, *, width, depth, points):
+# Cached: a new transformation per call would recompile the training loop.
+@functools.lru_cache(maxsize=8)
+def _warmup(steps: int) -> optax.GradientTransformation:
+    """Adam from 1e-2 decaying to 1e-4: a short, hot warm-up that finds the basin
+    for the least-squares polish (the recipe of benchmarks/accuracy.py)."""
+    return optax.adam(optax.exponential_decay(1e-2, steps, 1e-2))
+
+
+def _single(
+    problem, model, observations, key, tol, clock, *, width, depth, points, adam
+):
     """Adam on redrawn points, then Levenberg-Marquardt on a grid until the
     estimate meets the tolerance (checked between chunks)."""
     k_model, k_adam, k_lm = jr.split(key, 3)
     if model is None:
         model = PINN(problem, width=width, depth=depth, key=k_model)
-    stop = {"estimate": None}
 
     def budget(info):
         return clock.out()
 
     def good_enough(info):
-        stop["estimate"] = _estimate(problem, info.model, info.args)
-        return _relative(stop["estimate"]) <= _MARGIN * tol or clock.out()
+        estimate = _estimate(problem, info.model, info.args)
+        return _relative(estimate) <= _MARGIN * tol or clock.out()
 
     common = dict(observations=observations, progress=False)
-    warm = fit(problem, model, steps=1000, key=k_adam, callback=budget, **common)
+    warm = fit(
+        problem,
+        model,
+        steps=adam,
+        optimizer=_warmup(adam),
+        key=k_adam,
+        callback=budget,
+        **common,
+    )
     polish = fit(
         warm.problem,
         warm.model,
-        steps=1500,
+        steps=1000,
         optimizer=LevenbergMarquardt(points=points),
         key=k_lm,
         callback=good_enough,
@@ -143,7 +162,7 @@ def _single(problem, model, observations, key, tol, clock, *, width, depth, poin
 
 
 def _marched(problem, key, tol, clock, *, max_change, width, points):
-    stages = [(None, 300), (LevenbergMarquardt(points=points), 150)]
+    stages = [(_warmup(300), 300), (LevenbergMarquardt(points=points), 100)]
     result = fit_marching(
         problem,
         stages=stages,
@@ -179,11 +198,12 @@ def fit_to_tolerance(
     chunk of the polishing stage it estimates the error from the residual alone
     ([`odefit.error_estimate`][], no reference needed) and stops once the
     estimate is below half of `tol`. Attempts, in order, until one meets the
-    tolerance or `time_budget` runs out: a 32x2 network on 128 points (1000
-    Adam steps, then up to 1500 Levenberg–Marquardt steps); time marching
-    (initial-value problems without unknowns; first, when the solution changes
-    by its own size more than 12 times), then with windows of half the change;
-    a 48x3 network on 256 points. The best attempt is returned.
+    tolerance or `time_budget` runs out: a 16x2 network, 500 Adam steps on
+    redrawn points, then up to 1000 Levenberg–Marquardt steps on 256 fixed ones;
+    time marching (initial-value problems without unknowns; first, when the
+    solution changes by its own size more than 12 times), then with windows of
+    half the change; a 24x3 network after 3000 Adam steps. The best attempt is
+    returned. (The settings are those of `benchmarks/accuracy.py`.)
 
     **Arguments:**
 
@@ -230,11 +250,11 @@ def fit_to_tolerance(
     clock = _Clock(time_budget)
     marchable = not isinstance(problem, BVP) and not has_unknowns(problem.args)
     windows = len(auto_breakpoints(problem)) - 1 if marchable else 1
-    single = [("single", dict(width=32, depth=2, points=128))]
-    larger = [("single", dict(width=48, depth=3, points=256))]
+    single = [("single", dict(width=16, depth=2, points=256, adam=500))]
+    larger = [("single", dict(width=24, depth=3, points=256, adam=3000))]
     marching = [
-        ("marching", dict(max_change=1.0, width=32, points=96)),
-        ("marching", dict(max_change=0.5, width=32, points=96)),
+        ("marching", dict(max_change=1.0, width=20, points=128)),
+        ("marching", dict(max_change=0.5, width=20, points=128)),
     ]
     if not marchable:
         attempts = single + larger
