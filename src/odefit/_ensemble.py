@@ -79,18 +79,22 @@ class EnsembleResult(eqx.Module):
 
     @property
     def models(self) -> AbstractModel:
+        """The batched models: `model`, under its earlier name."""
         return self.model
 
     @property
     def problems(self) -> AbstractProblem:
+        """The batched problems: `problem`, under its earlier name."""
         return self.problem
 
     @property
     def stop_reasons(self) -> tuple[str, ...]:
+        """Each member's stop reason: `stop_reason`, under its earlier name."""
         return self.stop_reason
 
     @property
     def keys(self) -> Key:
+        """Each member's key: `key`, under its earlier name."""
         return self.key
 
     def __len__(self) -> int:

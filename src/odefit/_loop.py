@@ -371,19 +371,23 @@ def _outcome(
     compile_time: float,
     diagnose: Callable[[], str] | None = None,
 ) -> Outcome:
-    status = np.array(carry.status)
-    at = np.array(carry.at)
+    fetch = _sharding.fetch
+    status, at = np.array(fetch(carry.status)), np.array(fetch(carry.at))
     # A running member whose last step made its parameters non-finite ends on its
     # accepted state, like a member whose loss became non-finite.
     bad_end = (status == Stop.RUNNING) & ~_finite_members(
-        carry.current[0], status.shape
+        fetch(carry.current[0]), status.shape
     )
     status = np.where(bad_end, int(Stop.DIVERGED), status)
     at = np.where(bad_end, done, at)
-    state = _host_select(status == Stop.RUNNING, carry.current, carry.accepted)
-    state = _host_select(status == Stop.BLOWUP, carry.best_state, state)
-    best_at, best = np.asarray(carry.best_at), np.asarray(carry.best)
-    initial = np.asarray(carry.initial)
+    # Without a member axis the state stays where it is (e.g. replicated on
+    # several devices); an ensemble's members are picked on the host.
+    trees = (carry.current, carry.accepted, carry.best_state)
+    current, accepted, best_state = trees if status.ndim == 0 else fetch(trees)
+    state = _host_select(status == Stop.RUNNING, current, accepted)
+    state = _host_select(status == Stop.BLOWUP, best_state, state)
+    best_at, best = np.asarray(fetch(carry.best_at)), np.asarray(fetch(carry.best))
+    initial = np.asarray(fetch(carry.initial))
     loss = history["loss"]
     steps, reasons = [], []
     for index in np.ndindex(status.shape):
@@ -562,7 +566,7 @@ def drive(
         if members is None:
             diagnose = functools.partial(diagnosis, objective, state[0])
         return _outcome(
-            _sharding.fetch(carry),
+            carry,
             joined,
             done,
             stop,

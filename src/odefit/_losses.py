@@ -238,6 +238,7 @@ def loss(
     ```python
     import equinox as eqx, jax, jax.numpy as jnp, optax, odefit
 
+    jax.config.update("jax_enable_x64", True)
     problem = odefit.IVP(lambda t, y, args: -y, t0=0.0, t1=1.0, y0=1.0)
     model = odefit.PINN(problem, width=16, depth=2, key=jax.random.key(0))
     ts = jnp.linspace(0.0, 1.0, 64)
