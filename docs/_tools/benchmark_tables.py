@@ -223,7 +223,57 @@ def torchlike_threads() -> str:
 
 
 # Result files whose name starts with a key get that key's table.
-RENDERERS = {"fit_overhead": fit_overhead, "ensemble": ensemble}
+def custom_terms(data: dict) -> str:
+    lines = [
+        "| energy term's weight | median relative L2 | min – max | "
+        "median max energy drift |",
+        "|---|---|---|---|",
+    ]
+    for weight, row in data["summary_by_weight"].items():
+        low, high = row["min_max_relative_l2"]
+        name = "0 (no term)" if float(weight) == 0 else f"{float(weight):g}"
+        lines.append(
+            f"| {name} | {_number(row['median_relative_l2'])} | {_number(low)} – "
+            f"{_number(high)} | {_number(row['median_max_energy_drift'])} |"
+        )
+    runs = data["runs"]
+    lines += [
+        "",
+        f"{data['recipe']}; {data['dtype']}; {len(runs)} runs "
+        f"({data['repeats']} seeds). Measured {data['date'][:10]}, "
+        f"{data['machine']}, load average {data['load_average'][0]:.1f}; "
+        f"`{data['command']}`.",
+    ]
+    return "\n".join(lines)
+
+
+def lapack_threads(data: dict) -> str:
+    median, spread = data["median_seconds"], data["min_max_seconds"]
+    lines = ["| BLAS threads | seconds (median) | min – max |", "|---|---|---|"]
+    names = {
+        "odefit": "odefit's limit (plain `python script.py`)",
+        "OMP_NUM_THREADS=1": "`OMP_NUM_THREADS=1` as well",
+        "unlimited": "no limit (odefit before)",
+    }
+    for key, label in names.items():
+        low, high = spread[key]
+        lines.append(f"| {label} | {median[key]:.1f} | {low:.1f} – {high:.1f} |")
+    load = data["load_average_1min"]
+    lines += [
+        "",
+        f"{data['what']}. No limit is **{data['unlimited_over_odefit']:.1f}x** "
+        f"slower. Measured {data['date'][:10]} on {data['machine']} at load "
+        f"average {load['min']:.1f} – {load['max']:.1f}; `{data['command']}`.",
+    ]
+    return "\n".join(lines)
+
+
+RENDERERS = {
+    "custom_terms": custom_terms,
+    "lapack_threads": lapack_threads,
+    "fit_overhead": fit_overhead,
+    "ensemble": ensemble,
+}
 
 
 def render(name: str, command: str | None = None) -> str:

@@ -496,6 +496,11 @@ NOT_MEASURED = [
     ),
     NotMeasured("docs/getting-started.md", "$10^{-6}$ and", _ORDER),
     NotMeasured(
+        "src/odefit/_tolerance.py",
+        "Adam from 1e-2 decaying to 1e-4",
+        "the warm-up's learning-rate schedule, a setting",
+    ),
+    NotMeasured(
         "docs/getting-started.md",
         "down to about 1e-4 can be asked",
         "fit_to_tolerance's float32 floor, a default of odefit",
