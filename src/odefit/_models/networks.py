@@ -25,6 +25,21 @@ def _float_dtype(dtype) -> jnp.dtype:
     return dtype
 
 
+def _check_mlp(in_size, out_size, width, depth, dtype, activation):
+    """The checked sizes and dtype shared by odefit's networks."""
+    if not callable(activation):
+        raise TypeError(
+            f"`activation` must be callable, got {type(activation).__name__}."
+        )
+    return (
+        _check_positive_int(in_size, "in_size"),
+        _check_positive_int(out_size, "out_size"),
+        _check_positive_int(width, "width"),
+        _check_positive_int(depth, "depth"),
+        _float_dtype(dtype),
+    )
+
+
 class FourierMLP(eqx.Module):
     r"""An MLP on random Fourier features of its input.
 
@@ -104,15 +119,9 @@ class FourierMLP(eqx.Module):
         key: Key,
         dtype: DTypeLike | None = None,
     ):
-        in_size = _check_positive_int(in_size, "in_size")
-        out_size = _check_positive_int(out_size, "out_size")
-        width = _check_positive_int(width, "width")
-        depth = _check_positive_int(depth, "depth")
-        dtype = _float_dtype(dtype)
-        if not callable(activation):
-            raise TypeError(
-                f"`activation` must be callable, got {type(activation).__name__}."
-            )
+        in_size, out_size, width, depth, dtype = _check_mlp(
+            in_size, out_size, width, depth, dtype, activation
+        )
         b_key, mlp_key = jr.split(key)
         if isinstance(frequencies, int) and not isinstance(frequencies, bool):
             m = _check_positive_int(frequencies, "frequencies")
@@ -224,15 +233,9 @@ class ResidualMLP(eqx.Module):
         key: Key,
         dtype: DTypeLike | None = None,
     ):
-        in_size = _check_positive_int(in_size, "in_size")
-        out_size = _check_positive_int(out_size, "out_size")
-        width = _check_positive_int(width, "width")
-        depth = _check_positive_int(depth, "depth")
-        dtype = _float_dtype(dtype)
-        if not callable(activation):
-            raise TypeError(
-                f"`activation` must be callable, got {type(activation).__name__}."
-            )
+        in_size, out_size, width, depth, dtype = _check_mlp(
+            in_size, out_size, width, depth, dtype, activation
+        )
         sizes = [in_size] + [width] * depth + [out_size]
         keys = jr.split(key, depth + 1)
         self.layers = tuple(

@@ -8,7 +8,6 @@ this module (or `odefit.torchlike`) never imports torch.
 """
 
 import importlib.util
-import threading
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -495,25 +494,7 @@ def _flat_grads(mlp_grads) -> np.ndarray:
 
 def _in_threads(work: Callable[[int], Any]) -> list[Any]:
     """Runs `work(k)` for k = 0..n-1 in n threads released together."""
-    results: list[Any] = [None] * _THREADS
-    errors: list[BaseException] = []
-    barrier = threading.Barrier(_THREADS)
-
-    def target(k):
-        try:
-            barrier.wait()
-            results[k] = work(k)
-        except BaseException as e:  # noqa: BLE001 -- re-raised in the caller
-            errors.append(e)
-
-    threads = [threading.Thread(target=target, args=(k,)) for k in range(_THREADS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if errors:
-        raise errors[0]
-    return results
+    return _threads.in_threads(work, _THREADS)
 
 
 def odefit_thread_gradients(mlp, batches) -> tuple[list[np.ndarray], list[np.ndarray]]:
