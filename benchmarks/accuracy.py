@@ -521,6 +521,9 @@ def main(argv=None):
         "machine": machine(),
         "rows": [],
     }
+    from _meta import complete  # benchmarks/_meta.py, beside this script
+
+    results = complete(results, results["command"], repeats=1)
 
     def log(row):
         extra = f" ({row['windows']} windows)" if "windows" in row else ""

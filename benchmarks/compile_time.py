@@ -148,6 +148,9 @@ def main(argv=None):
             f"{'✓' if r['first_fit'] <= 10 else '✗'} |"
         )
     if args.json:
+        from _meta import complete  # benchmarks/_meta.py, beside this script
+
+        meta = complete(meta, meta["command"], repeats=1)
         path = Path(args.json)
         if args.only and path.exists():  # update these examples, keep the others
             previous = json.loads(path.read_text())

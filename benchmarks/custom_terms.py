@@ -115,6 +115,7 @@ def main():
         "problem": "pendulum theta'' = -sin(theta), theta(0)=1, theta'(0)=0, [0, 6]",
         "recipe": f"PINN width 32 depth 2; default Adam {args.adam_steps} steps, "
         f"then odefit.LBFGS {args.lbfgs_steps} steps on Grid({args.points})",
+        "repeats": args.seeds,
         "runs": rows,
         "summary_by_weight": summary,
     }

@@ -165,18 +165,20 @@ def main(points: int = 1024, repeats: int = 7, json_path: str | None = None):
     if json_path is not None:
         path = Path(json_path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(
-            json.dumps(
-                dict(
-                    jax=jax.__version__,
-                    machine=platform.machine(),
-                    points=points,
-                    repeats=repeats,
-                    rows=rows,
-                ),
-                indent=1,
-            )
+        from _meta import complete  # benchmarks/_meta.py, beside this script
+
+        out = dict(
+            jax=jax.__version__,
+            machine=platform.machine(),
+            points=points,
+            repeats=repeats,
+            rows=rows,
         )
+        command = (
+            f"python benchmarks/derivatives.py --points {points} --repeats "
+            f"{repeats} --json {json_path}"
+        )
+        path.write_text(json.dumps(complete(out, command, repeats), indent=1))
     return rows
 
 

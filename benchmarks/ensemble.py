@@ -158,6 +158,9 @@ def main(members=64, steps=500, width=64, points=256, batch_sizes=(8,), quick=Fa
         }
     text = markdown(out)
     print(text)
+    from _meta import complete  # benchmarks/_meta.py, beside this script
+
+    out = complete(out, out["command"], repeats=1)
     path = HERE / "results" / ("ensemble_quick.json" if quick else "ensemble.json")
     path.write_text(json.dumps(out, indent=1) + "\n")
     return out

@@ -114,6 +114,10 @@ def main(points: int = 1024, steps: int = 2000, repeats: int = 5, width: int = 6
         "ratio_odefit_over_hand": float(np.median(ratio)),
         "ratio_min_max": [float(ratio.min()), float(ratio.max())],
     }
+    from _meta import complete  # benchmarks/_meta.py, beside this script
+
+    command = f"python benchmarks/fit_overhead.py --points {points} --steps {steps}"
+    out = complete(out, f"{command} --repeats {repeats}", repeats)
     print(json.dumps(out, indent=2))
     path = Path(__file__).parent / "results" / "fit_overhead.json"
     path.write_text(json.dumps(out, indent=2) + "\n")

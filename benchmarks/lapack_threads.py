@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 from datetime import datetime, timezone
+from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
@@ -78,13 +79,17 @@ def main():
     # The same fit whatever the threads: the final losses agree.
     all_losses = np.concatenate([losses[m] for m in modes])
     assert np.allclose(all_losses, all_losses[0], rtol=1e-6), losses
-    median = {m: float(np.median(t)) for m in modes}
+    median = {m: float(np.median(times[m])) for m in modes}
     out = {
         "command": "python " + " ".join(sys.argv),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "load_average_1min": {"min": min(loads), "max": max(loads)},
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "repeats": args.repeats,
+        "versions": {
+            "python": platform.python_version(),
+            **{name: version(name) for name in ("jax", "jaxlib", "threadpoolctl")},
+        },
         "what": "100 Levenberg-Marquardt steps, 2-state oscillator, 50x3 network, "
         "128 points, float64, compilation excluded",
         "seconds": times,

@@ -273,6 +273,26 @@ def test_example_page(page, server):
         _assert_image_loaded(page, images.nth(i), f"figure of examples/{name}.py")
 
 
+def test_maths_renders_offline(page, server):
+    """MathJax is served by the site (no request may leave localhost here), and
+    typesets the page: no raw TeX delimiters are left in the visible text."""
+    loaded = []
+    page.on("requestfinished", lambda request: loaded.append(request.url))
+    _open(page, server, "accuracy/")
+    page.wait_for_function(
+        "() => window.MathJax && MathJax.startup && MathJax.startup.promise",
+    )
+    page.evaluate("() => MathJax.startup.promise")
+    mathjax = [url for url in loaded if "mathjax" in url.lower()]
+    assert any("tex-mml-chtml.js" in url for url in mathjax), loaded
+    assert all(url.startswith(server) for url in mathjax), mathjax
+    rendered = page.locator("article mjx-container")
+    assert rendered.count() >= 5, rendered.count()
+    text = page.locator("article").inner_text()
+    for raw in ("$$", "\\(", "\\[", "\\times", "\\sum"):
+        assert raw not in text, f"raw TeX {raw!r} visible on the accuracy page"
+
+
 @pytest.mark.parametrize("query", ["LevenbergMarquardt", "relative_l2", "Observations"])
 def test_search_finds_public_names(page, server, query):
     import odefit

@@ -181,3 +181,43 @@ def test_side_by_side_script_with_torch():
     assert result.returncode == 0, result.stdout + result.stderr
     assert "quantities agree within 1e-10" in result.stdout
     assert "torch 2." in result.stdout
+
+
+# -- training loops and threads ----------------------------------------------------
+
+
+@pytest.mark.parametrize("ode", ["IVP", "SecondOrderIVP"])
+def test_hand_written_adam_loop_matches_pytorch(ode):
+    """The JAX loop written by hand (`eqx.partition`, `eqx.filter_value_and_grad`
+    of `odefit.loss`, `optimizer.update`, `eqx.apply_updates`) and PyTorch's
+    (`zero_grad`, `backward`, `step`), from the same weights on the same fixed
+    points: 10 Adam steps in float64 end at the same weights."""
+    from odefit.torchlike import _training
+
+    problem = {
+        "IVP": _crosscheck._first_order,
+        "SecondOrderIVP": _crosscheck._second_order,
+    }
+    ours, theirs = _training.compare(True, problem[ode])
+    weights = [q for q in ours if q.startswith("after")]
+    assert len(weights) == 6  # every weight and bias of the three layers
+    for quantity in ours:
+        difference = _crosscheck.difference(
+            _crosscheck._np(theirs[quantity]), _crosscheck._np(ours[quantity])
+        )
+        assert difference <= 1e-10, (quantity, difference)
+    losses = np.asarray(ours[f"loss at steps 1..{_training.STEPS}"])
+    assert losses[-1] < 0.9 * losses[0]  # the steps did something
+
+
+@pytest.mark.slow
+def test_hogwild_observations_with_torch():
+    from odefit.torchlike import _threads
+
+    rows = {o.name: o for o in _threads.observations(True)}
+    for o in rows.values():
+        if o.exact:
+            assert o.value == 0, o
+    label = "PyTorch Hogwild threads, p.data -= lr * p.grad"
+    assert f"{label}: runs that failed" in rows
+    assert f"{label}: updates skipped" in rows

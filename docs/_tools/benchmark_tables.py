@@ -116,6 +116,112 @@ def ensemble(data: dict) -> str:
     return "\n".join(lines)
 
 
+def _tex(x: float) -> str:
+    mantissa, exponent = f"{x:.1e}".split("e")
+    return rf"${mantissa} \times 10^{{{int(exponent)}}}$"
+
+
+def _provenance(data: dict) -> str:
+    load = data.get("load_average_start"), data.get("load_average_end")
+    loads = " → ".join("/".join(f"{x:g}" for x in v) for v in load if v) or "?"
+    versions = ", ".join(f"{k} {v}" for k, v in data.get("versions", {}).items())
+    return (
+        f"Measured {data['date']} with `{data['command']}` ({versions}); "
+        f"load average (1/5/15 min) {loads}."
+    )
+
+
+_STAGE_NAMES = {
+    "1000 optax.lbfgs() steps, Grid(256)": "1000 `optax.lbfgs()` steps, `Grid(256)`",
+    "1000 odefit.LBFGS() steps": "1000 `odefit.LBFGS()` steps (default `Grid(256)`)",
+    "200 Gauss-Newton steps": "200 Gauss–Newton steps",
+    "200 Levenberg-Marquardt steps": "200 Levenberg–Marquardt steps",
+}
+
+
+def accuracy_page_last_stage() -> str:
+    """docs/accuracy.md's first table, from results/accuracy_page.json."""
+    try:
+        data = _load("accuracy_page")
+    except Missing as e:
+        return _not_measured(str(e), "python benchmarks/accuracy_page.py")
+    lines = [
+        "| last stage, after the same 5000 Adam steps | relative L2 error | "
+        "wall time | stopped |",
+        "|---|---|---|---|",
+    ]
+    for name, row in data["last_stage"].items():
+        reason = row["stop_reason"].split(":")[0].split(" at ")[0]
+        lines.append(
+            f"| {_STAGE_NAMES.get(name, name)} | {_tex(row['relative_l2'])} | "
+            f"{row['wall_time_s']:.1f} s | {reason}, {row['steps']} steps |"
+        )
+    return "\n".join(lines + ["", _provenance(data)])
+
+
+def accuracy_page_long_horizon() -> str:
+    """docs/accuracy.md's long-horizon table, from results/accuracy_page.json."""
+    try:
+        data = _load("accuracy_page")
+    except Missing as e:
+        return _not_measured(str(e), "python benchmarks/accuracy_page.py")
+    rows = data["long_horizon"]
+    marching = rows["fit_marching"]
+    lines = [
+        "| method, each with 1000 Adam + 50 Levenberg–Marquardt steps | "
+        "relative L2 error | wall time |",
+        "|---|---|---|",
+        f"| one network over $[0, 20]$ | {_tex(rows['one network']['relative_l2'])} "
+        f"| {rows['one network']['wall_time_s']:.0f} s |",
+        f"| [`fit_marching`][odefit.fit_marching], {marching['windows']} windows "
+        f"chosen automatically | {_tex(marching['relative_l2'])} | "
+        f"{marching['wall_time_s']:.0f} s |",
+        "| its [`error_estimate`][odefit.error_estimate] (no reference used) | "
+        f"{_tex(rows['error_estimate of the marched fit']['relative_l2'])} | |",
+    ]
+    return "\n".join(lines + ["", _provenance(data)])
+
+
+def torchlike_summary() -> str:
+    """Per case of `python -m odefit.torchlike`: how many quantities, the largest
+    difference from PyTorch (results/torchlike.json)."""
+    try:
+        data = _load("torchlike")
+    except Missing as e:
+        return _not_measured(str(e), "python -m odefit.torchlike --json PATH")
+    cases: dict[str, list[float]] = {}
+    for row in data["rows"]:
+        cases.setdefault(row["case"], []).append(row["difference"])
+    lines = ["| case | quantities | max \\|odefit − PyTorch\\| |", "|---|---|---|"]
+    for case, diffs in cases.items():
+        lines.append(f"| {case} | {len(diffs)} | {max(diffs):.1e} |")
+    every = [d for diffs in cases.values() for d in diffs]
+    lines.append(
+        f"| **all** | **{len(every)}** | **{max(every):.1e}** (tolerance "
+        f"{data['tolerance']:g}) |"
+    )
+    return "\n".join(lines + ["", _provenance(data)])
+
+
+def torchlike_threads() -> str:
+    """The threaded-training observations of results/torchlike.json."""
+    try:
+        data = _load("torchlike")
+    except Missing as e:
+        return _not_measured(str(e), "python -m odefit.torchlike --json PATH")
+    lines = ["| threaded training on shared weights | value | meaning |"]
+    lines.append("|---|---|---|")
+    for o in data["threads"]:
+        value = o["value"]
+        shown = f"{value:g}" if float(value).is_integer() else f"{value:.1e}"
+        if o["exact"]:
+            shown += " (exact)"
+        name = o["name"].replace("|", "\\|")
+        note = o["note"].replace("|", "\\|")
+        lines.append(f"| {name} | {shown} | {note} |")
+    return "\n".join(lines + ["", _provenance(data)])
+
+
 # Result files whose name starts with a key get that key's table.
 RENDERERS = {"fit_overhead": fit_overhead, "ensemble": ensemble}
 

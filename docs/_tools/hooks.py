@@ -3,7 +3,9 @@
 - `on_config`: runs the examples gallery (docs/_tools/gallery.py) if it is out of
   date — fast mode by default, the full mode with `ODEFIT_DOCS_GALLERY=full` — and
   adds one navigation entry per example.
-- `on_files`: adds the generated gallery pages and figures to the site.
+- `on_files`: adds the generated gallery pages and figures to the site, and
+  MathJax (from the `django-static-mathjax` package of the `docs` extra) under
+  `_static/mathjax/`, so that the maths renders with no network.
 - `on_pre_build`: checks that every public name has an API entry and a docstring.
 
 Problems are logged as warnings, so a strict build (`strict: true`) fails and names
@@ -75,7 +77,54 @@ def on_config(config):
     return config
 
 
+# MathJax 3's browser build, served by the site itself: the combined component the
+# pages load, and what it loads on demand (fonts, TeX extensions, menu, a11y).
+MATHJAX_PACKAGE = "django-static-mathjax"
+MATHJAX_PARTS = (
+    "tex-mml-chtml.js",
+    "input/",
+    "output/chtml/",
+    "ui/",
+    "a11y/",
+    "sre/",
+    "adaptors/",
+)
+
+
+def mathjax_root() -> Path | None:
+    """The folder of MathJax's `es5` build in the installed package, if any."""
+    spec = importlib.util.find_spec("mathjax")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for location in spec.submodule_search_locations:
+        root = Path(location) / "static" / "mathjax" / "es5"
+        if (root / "tex-mml-chtml.js").is_file():
+            return root
+    return None
+
+
+def _add_mathjax(files, config) -> None:
+    root = mathjax_root()
+    if root is None:
+        log.warning(
+            "MathJax is not installed, so the maths would render as raw TeX: "
+            f"pip install -e '.[docs]' (it brings {MATHJAX_PACKAGE})."
+        )
+        return
+    sources = [(root.parent / "LICENSE", "_static/mathjax/LICENSE")]
+    for path in sorted(root.rglob("*")):
+        relative = path.relative_to(root).as_posix()
+        if path.is_file() and relative.startswith(MATHJAX_PARTS):
+            sources.append((path, f"_static/mathjax/{relative}"))
+    for path, uri in sources:
+        existing = files.get_file_from_path(uri)
+        if existing is not None:
+            files.remove(existing)
+        files.append(File.generated(config, uri, abs_src_path=str(path)))
+
+
 def on_files(files, config):
+    _add_mathjax(files, config)
     dest = gallery.DEST
     generated = ["index.md"]
     for name in _manifest["order"]:

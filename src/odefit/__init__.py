@@ -60,6 +60,10 @@ from ._problems import (
 )
 from ._result import FitResult as FitResult, join_results as join_results
 from ._stages import fit_stages as fit_stages
+from ._tolerance import (
+    ToleranceResult as ToleranceResult,
+    fit_to_tolerance as fit_to_tolerance,
+)
 from ._trainers import AbstractTrainer as AbstractTrainer
 from ._unknown import Unknown as Unknown
 

@@ -90,6 +90,13 @@ class CausalWeighting(AbstractTrainer):
     **Reference:** Wang, Sankaran & Perdikaris, "Respecting causality is all you
     need for training physics-informed neural networks" (2022),
     https://arxiv.org/abs/2203.07404
+
+    **Commercial use:** this is odefit's own implementation, written from the
+    published method. The method's authors state, in the README of their code
+    (github.com/PredictiveIntelligenceLab/CausalPINNs), that "the proposed causal
+    training algorithm cannot be used for commercial purposes (protected by a
+    patent at the University of Pennsylvania)". If your use is commercial, check
+    that statement before relying on causal weighting.
     """
 
     trainer: AbstractTrainer

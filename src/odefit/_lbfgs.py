@@ -89,8 +89,8 @@ class LBFGS(AbstractGridTrainer):
     conditions) this takes the same kind of steps, but the loss and its gradient
     are compiled once per program instead of three times. For a neural ODE, whose
     loss is a differentiated adaptive solve, that is most of the compilation: the
-    neural ODE example's first `fit` call compiles in 8.1–9.7 s instead of 14.6 s
-    on a 2-core CPU.
+    neural ODE example's first `fit` call compiled in 9.7 s on a 2-core CPU
+    (`benchmarks/results/compile_time.json`).
 
     Like the least-squares trainers, it needs the same objective from step to step:
     its default collocation is fixed, `odefit.Grid(points)`.

@@ -585,8 +585,7 @@ def drive(
                 tic = time.perf_counter()
                 # XLA runs its own threads; the LAPACK calls inside a step (the
                 # least-squares solves) go to OpenBLAS, whose threads would spin
-                # against XLA's: one BLAS thread made Levenberg-Marquardt steps
-                # 6.4x faster on a loaded 2-core machine (benchmarks/README.md).
+                # against XLA's (benchmarks/results/lapack_threads.json).
                 with threadpool_limits(limits=1, user_api="blas"):
                     new_carry, stats = run_chunk(
                         carry,

@@ -137,6 +137,37 @@ def _summary(error: Exception) -> str:
     return lines[0]
 
 
+# What to do when a vector field fails to trace, by the error JAX raised. These are
+# the first errors a function ported from PyTorch or NumPy meets: odefit calls it
+# on traced values (under `jax.jit`, `jax.vmap`, `jax.jvp`), never on numbers.
+_TRACING_HINTS = {
+    "TracerBoolConversionError": (
+        "a Python `if`/`while`/`and`/`or` on a value that depends on `t`, `y` or "
+        "`args`: write it with `jnp.where(condition, a, b)` (or `jax.lax.cond`)"
+    ),
+    "TracerArrayConversionError": (
+        "a NumPy function (`np.sin`, `np.array`, ...) applied to the state: use "
+        "`jax.numpy` (`jnp.sin`, `jnp.stack`) inside the function"
+    ),
+    "ConcretizationTypeError": (
+        "`.item()`, `float()`, `int()` or a shape taken from a traced value: keep "
+        "values as arrays (`y[0]`, not `y[0].item()`)"
+    ),
+    "TypeError: JAX arrays are immutable": (
+        "an in-place assignment such as `dy[0] = ...`: build the result with "
+        "`jnp.stack([...])`, or write `dy = dy.at[0].set(...)`"
+    ),
+}
+
+
+def _hint(e: Exception) -> str:
+    for key, hint in _TRACING_HINTS.items():
+        kind, _, text = key.partition(": ")
+        if type(e).__name__ == kind and text in str(e):
+            return f" Likely {hint}."
+    return ""
+
+
 def _check_function(fn, name: str, call: str, example_args, y) -> None:
     """Checks that `fn` returns an array shaped and typed like `y` (at trace time)
     and finite at the example arguments (evaluated once)."""
@@ -146,7 +177,8 @@ def _check_function(fn, name: str, call: str, example_args, y) -> None:
         out = jax.eval_shape(fn, *example_args)
     except Exception as e:
         raise ValueError(
-            f"`{name}` raised {type(e).__name__} when called as `{call}`: {_summary(e)}"
+            f"`{name}` raised {type(e).__name__} when called as `{call}` on traced "
+            f"values: {_summary(e).rstrip('.')}.{_hint(e)}"
         ) from e
     if not isinstance(out, jax.ShapeDtypeStruct):
         raise ValueError(
@@ -241,10 +273,29 @@ def _diffrax_solve(
         throw=False,
     )
     if not bool(dfx.RESULTS.successful == sol.result):
+        x64 = (
+            "enable float64 (`jax.config.update('jax_enable_x64', True)` at the "
+            "start of the script)"
+        )
+        float32 = jnp.dtype(dtype) == jnp.float32
+        if isinstance(solver, dfx.AbstractImplicitSolver):
+            advice = (
+                "In float32 an implicit solver's Newton iterations cannot meet the "
+                f"reference's tolerances: {x64}."
+                if float32
+                else "Raise `max_steps`, or loosen `rtol`/`atol`."
+            )
+        else:
+            fix = "pass `solver=diffrax.Kvaerno5()`"
+            if float32:
+                fix = f"{x64}, then {fix} (in float32 that fails too)"
+            advice = (
+                "If the problem is stiff (time scales far apart), an explicit solver "
+                f"runs out of steps whatever the budget: {fix}."
+            )
         raise RuntimeError(
             "The reference solve failed: "
-            f"{dfx.RESULTS[sol.result]}. For a stiff problem pass "
-            "`solver=diffrax.Kvaerno5()`; otherwise raise `max_steps`."
+            f"{str(dfx.RESULTS[sol.result]).rstrip('.')}. {advice}"
         )
     return sol.ys
 

@@ -19,11 +19,11 @@ import jax.random as jr
 import numpy as np
 
 from .._derivatives import derivatives
-from .._losses import loss_terms
+from .._losses import loss
 from .._models.pinn import PINN
 from .._problems import IVP, AbstractProblem, SecondOrderIVP
-from .._trainers import total_loss
 from .._unknown import resolve_args
+from . import _threads, _training
 from ._backward import backward, zero_grad
 from ._grad import grad
 
@@ -319,10 +319,9 @@ def _second_order() -> _Ode:
 
 
 def odefit_pinn_loss(model: PINN, problem: AbstractProblem, ts):
-    """odefit's own training loss for `model`: the loss terms `fit` builds, summed
-    as the first-order trainers do."""
-    terms = loss_terms(model, problem, ts)
-    return total_loss(terms)[0]
+    """odefit's own training loss for `model`: `odefit.loss`, what `fit`
+    minimises."""
+    return loss(model, problem, ts)
 
 
 def torch_net(mlp: eqx.nn.MLP):
@@ -580,9 +579,10 @@ def _torch_threads(mlp, batches) -> dict[str, Any]:
     out["|threaded - serial|, all threads"] = np.max(
         [np.max(np.abs(a - b)) for a, b in zip(threaded, serial, strict=True)]
     )
-    # The hazard: every thread's loss.backward() adds into the same .grad, which
-    # ends up holding the sum of all threads' gradients, and no thread can read
-    # its own gradient back without racing the others.
+    # Every thread's loss.backward() adds into the same .grad. PyTorch's autograd
+    # notes call this non-deterministic: the sum comes out in whatever order the
+    # threads finished (here equal to odefit's sum to rounding), and no thread can
+    # read its own gradient back without racing the others.
     net.zero_grad()
     _in_threads(lambda k: loss(k).backward())
     out[f".grad after {_THREADS} threads' backward()"] = np.concatenate(
@@ -608,6 +608,18 @@ CASES = [
         scale=0.8,
     ),
     Case(f"{_THREADS} threads, one shared model", _case_threads),
+    Case(
+        f"hand-written loop, {_training.STEPS} Adam steps, IVP",
+        lambda with_torch: _training.compare(with_torch, _first_order),
+    ),
+    Case(
+        f"hand-written loop, {_training.STEPS} Adam steps, SecondOrderIVP",
+        lambda with_torch: _training.compare(with_torch, _second_order),
+    ),
+    Case(
+        f"threaded training, {_threads.WORKERS} workers x {_threads.STEPS} SGD steps",
+        lambda with_torch: _threads.compare(with_torch),
+    ),
 ]
 
 
