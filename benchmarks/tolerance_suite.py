@@ -174,7 +174,8 @@ def run_problem(entry, args, dtype, key):
             row["estimate_failure"] = f"{type(e).__name__}: {e}"[:300]
         row["steps"] = int(result.steps)
     else:
-        row["estimate"] = float(result.estimate.relative_l2)
+        estimate = result.estimate
+        row["estimate"] = math.nan if estimate is None else float(estimate.relative_l2)
         row["reported_met"] = bool(result.met)
         row["choices"] = _jsonable(result.choices)
     row["ratio"] = (
@@ -331,6 +332,29 @@ def _fmt(x, spec=".1e"):
     return format(x, spec)
 
 
+def _brief_choices(choices) -> str:
+    """The attempts of a tol-mode run, one short phrase each."""
+    if not choices:
+        return ""
+    if isinstance(choices, dict):
+        choices = [choices]
+    parts = []
+    for c in choices:
+        if not isinstance(c, dict):
+            parts.append(str(c)[:60])
+            continue
+        net = f"{c.get('width', '?')}x{c.get('depth', 2)}"
+        what = f"{c.get('attempt', '?')} {net}"
+        if "windows" in c:
+            what += f", {c['windows']} windows"
+        elif "points" in c:
+            what += f", {c['points']} pts"
+        parts.append(
+            f"{what} → {_fmt(c.get('estimate'))} ({c.get('seconds', 0):.0f} s)"
+        )
+    return "; ".join(parts).replace("|", "/")
+
+
 def markdown(results) -> str:
     m, s = results["machine"], results.get("summary", {})
     v = results["versions"]
@@ -386,9 +410,7 @@ def markdown(results) -> str:
             f"{r['wall_time']:.0f}",
         ]
         if tol_mode:
-            choices = r.get("choices", {})
-            brief = "; ".join(f"{k}: {v}" for k, v in choices.items())[:160]
-            brief = brief.replace("|", "/").replace("\n", " ")
+            brief = _brief_choices(r.get("choices"))
             claimed = "reported met" if r.get("reported_met") else "reported not met"
             cells += [
                 f"{claimed}; {r['stop_reason'][:60]}".replace("|", "/"),
