@@ -276,7 +276,7 @@ def main(argv=None):
         "repeats": 1,
         "reference": "exact solution where known, else problem.solve (Tsit5, "
         "rtol 1e-11 / atol 1e-12 in float64, 1e-6 / 1e-7 in float32), checked "
-        "against Dopri8 at 1e-13 / 1e-14 by tests/test_ode_suite.py; 1000 times",
+        "against Dopri5 at 1e-13 / 1e-14 by tests/test_ode_suite.py; 1000 times",
         "machine": {
             "platform": platform.platform(),
             "cpu": platform.processor() or platform.machine(),
@@ -451,7 +451,7 @@ README_INTRO = """## Tolerance suite
 systems, second order, BVPs, long horizons, oscillatory, blow-up-like growth, and
 three inverse problems with noise-free observations at seeded random times; each
 problem cites its source) and scores each against its exact solution or a diffrax
-reference (checked against an independent Dopri8 solve to 1e-8 by
+reference (checked against an independent Dopri5 solve to 1e-8 by
 `tests/test_ode_suite.py`) on 1000 times. **baseline**: `odefit.fit` with its
 defaults, 20,000 steps, as a new user would call it. **tol**:
 `odefit.fit_to_tolerance(problem, tol=..., time_budget=180)`. *met* is the true
