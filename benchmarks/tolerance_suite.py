@@ -211,15 +211,16 @@ def summary(rows, tol):
         [r["ratio"] for r in done if isinstance(r["ratio"], float)], dtype=float
     )
     ratios = ratios[np.isfinite(ratios)]
+    # A problem that crashed counts as not meeting the tolerance.
     out = {
-        "problems": len(done),
+        "problems": len(rows),
         "met": sum(r["met"] for r in done),
-        "fraction_met": sum(r["met"] for r in done) / len(done),
+        "fraction_met": sum(r["met"] for r in done) / len(rows),
         "median_wall_time": float(np.median(walls)),
         "max_wall_time": float(np.max(walls)),
         "max_estimate_factor": float(ratios.max()) if ratios.size else math.nan,
         "min_estimate_factor": float(ratios.min()) if ratios.size else math.nan,
-        "failed": [r["problem"] for r in done if not r["met"]],
+        "failed": [r["problem"] for r in rows if not r.get("met", False)],
     }
     if any("reported_met" in r for r in done):
         out["reported_met"] = sum(r.get("reported_met", False) for r in done)
@@ -356,7 +357,7 @@ def _brief_choices(choices) -> str:
 
 
 def markdown(results) -> str:
-    m, s = results["machine"], results.get("summary", {})
+    m, s = results["machine"], summary(results["rows"], results["tol"])
     v = results["versions"]
     tol = results["tol"]
     head = (
@@ -375,6 +376,8 @@ def markdown(results) -> str:
             f"estimate/true factor {_fmt(s['min_estimate_factor'], '.2g')}–"
             f"{_fmt(s['max_estimate_factor'], '.2g')}."
         )
+        if s.get("crashed"):
+            head += f" Crashed: {', '.join(s['crashed'])}."
         if "false_claims" in s:
             head += (
                 f" Reported met: {s['reported_met']}; reported met but not: "
@@ -398,7 +401,7 @@ def markdown(results) -> str:
                 + ", ".join(f"{p:.4g}" for p in r["parameters"])
                 + " (true "
                 + ", ".join(f"{p:g}" for p in r["true_parameters"])
-                + ")"
+                + f"; max rel. error {r['parameter_error']:.1e})"
             )
         cells = [
             r["problem"],
@@ -431,9 +434,14 @@ def write_readme():
     parts = []
     for f in files:
         if f.exists():
-            parts.append(
-                f"From `results/{f.name}`:\n\n" + markdown(json.loads(f.read_text()))
-            )
+            results = json.loads(f.read_text())
+            # The summary is derived from the rows; keep the file's in step with
+            # this function (a crashed problem counts as not met).
+            fresh = summary(results["rows"], results["tol"])
+            if results.get("summary") != fresh:
+                results["summary"] = fresh
+                f.write_text(json.dumps(results, indent=1))
+            parts.append(f"From `results/{f.name}`:\n\n" + markdown(results))
     text = "\n\n".join(parts)
     path = HERE / "README.md"
     old = path.read_text()
