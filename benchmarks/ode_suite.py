@@ -359,8 +359,9 @@ PROBLEMS = [
     SuiteProblem(
         "decay",
         "scalar IVP",
-        "NeuroDiffEq README / examples: u' = -u, u(0) = 1 on [0, 2] "
-        "(NeuroDiffGym/neurodiffeq, README.md 'solve' example)",
+        "exponential decay u' = -u, u(0) = 1 on [0, 2] (textbook; the interval and "
+        "condition of NeuroDiffEq's basic test, which solves u' = u: "
+        "NeuroDiffGym/neurodiffeq, tests/test_ode.py::test_ode)",
         _decay,
         exact=lambda t: jnp.exp(-t),
     ),
@@ -416,7 +417,8 @@ PROBLEMS = [
         "lotka_volterra",
         "system, oscillatory",
         "NeuroDiffEq test: Lotka-Volterra, all rates 1, (1.5, 1) on [0, 12] "
-        "(NeuroDiffGym/neurodiffeq, tests/test_ode.py::test_lotka_volterra)",
+        "(NeuroDiffGym/neurodiffeq, tests/test_ode.py::test_lotka_volterra and "
+        "docs/intro.ipynb)",
         _lotka_volterra(12.0),
     ),
     SuiteProblem(
