@@ -25,6 +25,8 @@ leaves its rows.
     python benchmarks/tolerance_suite.py --mode tol --precision float64 --tol 1e-6
     python benchmarks/tolerance_suite.py --mode tol --precision float32 --tol 1e-3
     python benchmarks/tolerance_suite.py ... --problems decay,bratu --out PATH
+    python benchmarks/tolerance_suite.py --mode tol --precision float32 --tol 1e-3 \
+        --problems harmonic,oscillator_bvp --update   # replace those rows only
     python benchmarks/tolerance_suite.py --readme   # tables from results/ into
                                                     # benchmarks/README.md
 
@@ -57,6 +59,12 @@ def _parse(argv):
     parser.add_argument("--time-budget", type=float, default=180.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None)
+    parser.add_argument(
+        "--update",
+        action="store_true",
+        help="rerun --problems and replace their rows in the existing --out file "
+        "(recorded under 'updates'), keeping the other rows",
+    )
     parser.add_argument(
         "--readme", action="store_true", help="only rewrite the README section"
     )
@@ -289,6 +297,24 @@ def main(argv=None):
         "load_average_start": os.getloadavg(),
         "rows": [],
     }
+    if args.update:
+        if not out.exists():
+            raise SystemExit(f"--update: {out} does not exist")
+        run = {
+            k: results[k]
+            for k in ("command", "date", "versions", "git_commit", "load_average_start")
+        }
+        run["problems"] = [e.name for e in entries]
+        results = json.loads(out.read_text())
+        if (results["mode"], results["precision"], results["tol"]) != (
+            args.mode,
+            args.precision,
+            args.tol,
+        ):
+            raise SystemExit(f"--update: {out} holds another mode, precision or tol")
+        results.setdefault("updates", []).append(run)
+        # Rows are replaced in place, so the table keeps the suite's order.
+        slots = {r["problem"]: i for i, r in enumerate(results["rows"])}
     key = jr.key(args.seed)
     index = {p.name: i for i, p in enumerate(ode_suite.PROBLEMS)}
     for entry in entries:
@@ -301,8 +327,14 @@ def main(argv=None):
                 "error": f"{type(e).__name__}: {e}"[:1000],
             }
         row["source"] = entry.source
-        results["rows"].append(row)
-        results["load_average_end"] = os.getloadavg()
+        if args.update and entry.name in slots:
+            results["rows"][slots[entry.name]] = row
+        else:
+            results["rows"].append(row)
+        if args.update:
+            results["updates"][-1]["load_average_end"] = os.getloadavg()
+        else:
+            results["load_average_end"] = os.getloadavg()
         results["summary"] = summary(results["rows"], args.tol)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(_jsonable(results), indent=1))
@@ -383,6 +415,12 @@ def markdown(results) -> str:
                 f" Reported met: {s['reported_met']}; reported met but not: "
                 f"{', '.join(s['false_claims']) or 'none'}."
             )
+    for u in results.get("updates", []):
+        head += (
+            f" Rerun later ({u['date']}, `{u['command']}`, load "
+            f"{'/'.join(f'{x:.1f}' for x in u['load_average_start'])}): "
+            f"{', '.join(u['problems'])}."
+        )
     tol_mode = results["mode"] == "tol"
     cols = "| problem | kind | rel. L2 | estimate | est./true | met | wall [s] |"
     cols += " stop | choices / parameters |" if tol_mode else " parameters |"
@@ -467,7 +505,8 @@ error against the reference, not the call's own verdict; *estimate* is the
 residual-based error estimate (`error_estimate` for the baseline, the result's
 `.estimate` in tol mode). Wall time includes compilation. One repeat per problem
 on a shared 2-core CPU: wall times are indicative. `--readme` regenerates the
-tables below from `results/tolerance_suite*.json`.
+tables below from `results/tolerance_suite*.json`; `--problems A,B --update`
+reruns some problems and replaces their rows (the file records the rerun).
 """
 
 
