@@ -301,7 +301,14 @@ def error_estimate(
             f"the first at index {bad[0]}: {np.asarray(ts)[bad[0]]})."
         )
     lo, hi = float(jnp.min(ts)), float(jnp.max(ts))
-    if lo < problem.t0 or hi > problem.t1 or bool(jnp.any(jnp.diff(ts) < 0)):
+    # The interval as the state's dtype holds it: in float32 an endpoint such as
+    # 2*pi rounds to a value just above or below its float64 one.
+    t0, t1 = (float(jnp.asarray(t, dtype)) for t in (problem.t0, problem.t1))
+    if (
+        lo < min(t0, problem.t0)
+        or hi > max(t1, problem.t1)
+        or bool(jnp.any(jnp.diff(ts) < 0))
+    ):
         raise ValueError(
             f"`ts` must be increasing times in [t0, t1] = [{problem.t0}, "
             f"{problem.t1}], got times from {lo} to {hi}."
