@@ -50,3 +50,20 @@ def test_a_budget_too_short_says_so():
     assert result.stop_reason.startswith("tolerance not met")
     assert "time budget ran out" in result.stop_reason
     assert float(result.estimate.relative_l2) > 1e-9
+
+
+def test_an_inverse_fit_is_judged_on_its_data_too():
+    # A budget that ends the first attempt after its first chunks: the verdict
+    # weighs the relative misfit to the observations as well as the estimate.
+    ts = jnp.linspace(0.0, 2.0, 11)
+    problem = odefit.IVP(
+        lambda t, y, k: -k * y, 0.0, 2.0, 1.0, args=odefit.Unknown(1.0)
+    )
+    data = odefit.Observations(ts, jnp.exp(-2.0 * ts))
+    result = odefit.fit_to_tolerance(
+        problem, tol=1e-6, key=jr.key(0), time_budget=0.01, observations=data,
+        progress=False,
+    )  # fmt: skip
+    assert not result.met
+    assert result.choices[0]["data_misfit"] > 1e-6
+    assert result.stop_reason.startswith("tolerance not met")
