@@ -52,8 +52,11 @@ class ToleranceResult(eqx.Module):
         returned).
     - `stop_reason`: `"completed"` when the tolerance is met; otherwise a
         sentence with the estimate, the tolerance and why the search stopped.
-    - `estimate`: the [`odefit.ErrorEstimate`][] of `model` (from its residual;
-        `estimate.relative_l2` is the figure compared with `tol`).
+    - `estimate`: the [`odefit.ErrorEstimate`][] of `model`, from its residual.
+    - `error`: the relative error odefit estimates, compared with `tol`:
+        `estimate.relative_l2`, or with observations the larger of it and the
+        relative misfit to the data (the estimate assumes the identified
+        parameters; the data show when they are off).
     - `tol`: the tolerance asked for; `met`: whether the estimate (and, with
         observations, the relative misfit to them) meets it.
     - `choices`: what odefit chose, attempt by attempt (network, stages, points,
@@ -69,6 +72,7 @@ class ToleranceResult(eqx.Module):
     wall_time: float = eqx.field(static=True)
     compile_time: float = eqx.field(static=True)
     estimate: ErrorEstimate
+    error: float = eqx.field(static=True)
     tol: float = eqx.field(static=True)
     met: bool = eqx.field(static=True)
     choices: tuple[dict, ...] = eqx.field(static=True)
@@ -357,6 +361,7 @@ def fit_to_tolerance(
         wall_time=clock.elapsed(),
         compile_time=result.compile_time,
         estimate=estimate,
+        error=error,
         tol=tol,
         met=met,
         choices=tuple(choices),
