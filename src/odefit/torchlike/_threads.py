@@ -202,7 +202,7 @@ def jax_replay(mlp, batches, order: list[int]):
 
 
 def _torch_setup(mlp):
-    from ._crosscheck import _import_torch, torch_net
+    from ._torch_side import _import_torch, torch_net
 
     torch = _import_torch()
     return torch, torch_net(mlp)

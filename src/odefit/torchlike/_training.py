@@ -61,7 +61,7 @@ def jax_loop(model: PINN, problem, ts, *, steps=STEPS, lr=LEARNING_RATE):
 def torch_loop(model: PINN, problem, torch_rhs, ts, *, steps=STEPS, lr=LEARNING_RATE):
     """The same loop as a PyTorch user writes it, on a copy of the weights: returns
     the trained `torch.nn.Sequential` and the loss before each step."""
-    from ._crosscheck import _import_torch, torch_net, torch_pinn_loss
+    from ._torch_side import _import_torch, torch_net, torch_pinn_loss
 
     torch = _import_torch()
     net = torch_net(network(model))
