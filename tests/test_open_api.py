@@ -10,6 +10,7 @@ import optax
 import pytest
 
 import odefit
+import odefit._loop
 
 
 def decay(t, y, args):
@@ -254,3 +255,24 @@ def test_ensemble_throw_raises_on_a_diverging_member():
     assert result.stop_reason[1].startswith("diverged at step 0")
     with pytest.raises(RuntimeError, match=r"1 of 2 members failed; member 1: div"):
         odefit.fit_ensemble(problems, [MODEL, MODEL], throw=True, **options)
+
+
+def test_stages_and_windows_checkpoint_and_resume(tmp_path, monkeypatch):
+    stages = [(ADAM, 30), (odefit.LevenbergMarquardt(points=16), 10)]
+    path = tmp_path / "run.ckpt"
+    options = dict(key=jr.key(1), progress=False, checkpoint_path=path)
+    first = odefit.fit_stages(PROBLEM, MODEL, stages, **options)
+    assert (tmp_path / "run.ckpt.stage0").is_file()
+    assert (tmp_path / "run.ckpt.stage1").is_file()
+    marched = odefit.fit_marching(PROBLEM, stages=stages, windows=2, width=8, **options)
+    assert (tmp_path / "run.ckpt.window1.stage1").is_file()
+    # A rerun of the finished script finds every stage done: the same result,
+    # and not one training step is run.
+    monkeypatch.setattr(odefit._loop, "run_chunk", None)
+    again = odefit.fit_stages(PROBLEM, MODEL, stages, **options)
+    assert_identical(again.model, first.model)
+    np.testing.assert_array_equal(again.history["loss"], first.history["loss"])
+    marched = odefit.fit_marching(PROBLEM, stages=stages, windows=2, width=8, **options)
+    assert (tmp_path / "run.ckpt.window1.stage1").is_file()
+    rerun = odefit.fit_marching(PROBLEM, stages=stages, windows=2, width=8, **options)
+    np.testing.assert_array_equal(rerun.history["loss"], marched.history["loss"])

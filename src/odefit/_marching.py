@@ -9,6 +9,7 @@ fit is a short, well-conditioned problem.
 """
 
 import math
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 
@@ -263,6 +264,7 @@ def fit_marching(
     chunk_size: int | None = None,
     throw: bool = False,
     callback: Callable | None = None,
+    checkpoint_path: str | os.PathLike | None = None,
     devices: Sequence[jax.Device] | None = None,
 ) -> MarchingResult:
     r"""Fits an initial-value problem window by window (time marching).
@@ -300,6 +302,9 @@ def fit_marching(
         `callback`, `devices`: passed to every fit; `collocation` applies to
         stages that do not name their own. A term or callback sees the window's
         problem and model, in the window's time $s$.
+    - `checkpoint_path`: window `k` checkpoints to
+        `f"{checkpoint_path}.window{k}"` (and its stages to `...stage{i}`); a
+        rerun skips the finished windows and resumes the interrupted one.
 
     **Returns:** an [`odefit.MarchingResult`][]; `result.model` maps `t` to the
     state over the whole interval.
@@ -379,6 +384,9 @@ def fit_marching(
             chunk_size=chunk_size,
             throw=throw,
             callback=callback,
+            checkpoint_path=None
+            if checkpoint_path is None
+            else f"{os.fspath(checkpoint_path)}.window{k}",
             devices=devices,
         )
         results.append(result)

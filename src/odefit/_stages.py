@@ -1,6 +1,7 @@
 """Several optimisers one after the other, as one fit."""
 
 import dataclasses
+import os
 from collections.abc import Callable, Mapping, Sequence
 
 import jax
@@ -8,6 +9,7 @@ import jax.random as jr
 import numpy as np
 import optax
 
+from ._checkpoint import check_path
 from ._collocation import AbstractCollocation
 from ._custom_types import Key
 from ._fit import fit
@@ -100,6 +102,7 @@ def fit_stages(
     chunk_size: int | None = None,
     throw: bool = False,
     callback: Callable | None = None,
+    checkpoint_path: str | os.PathLike | None = None,
     devices: Sequence[jax.Device] | None = None,
 ) -> FitResult:
     """Runs [`odefit.fit`][] once per stage, each stage starting from the model
@@ -130,6 +133,9 @@ def fit_stages(
     - `observations`, `weights`, `terms`, `progress`, `chunk_size`, `throw`,
         `callback`, `devices`: passed to every `fit` (the callback sees each
         stage's step count and history).
+    - `checkpoint_path`: stage `i` checkpoints to `f"{checkpoint_path}.stage{i}"`
+        (see `fit`); rerunning the script skips the finished stages and resumes
+        the interrupted one.
 
     **Returns:** an [`odefit.FitResult`][]: the last stage's model, problem, args
     and optimiser state; the histories of all stages end to end, with NaN where a
@@ -154,6 +160,8 @@ def fit_stages(
     """
     stages = check_stages(stages)
     check_key(key)
+    if checkpoint_path is not None:
+        checkpoint_path = check_path(checkpoint_path)
     results = []
     for i, (optimizer, steps, stage_collocation) in enumerate(stages):
         result = fit(
@@ -170,6 +178,9 @@ def fit_stages(
             chunk_size=chunk_size,
             throw=throw,
             callback=callback,
+            checkpoint_path=None
+            if checkpoint_path is None
+            else f"{checkpoint_path}.stage{i}",
             devices=devices,
         )
         results.append(result)
