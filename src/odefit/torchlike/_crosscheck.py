@@ -390,23 +390,12 @@ def _concat(pairs) -> np.ndarray:
 
 # -- threads -----------------------------------------------------------------------
 
-_THREADS = 4
-
-
-def _thread_setup():
-    mlp = eqx.nn.MLP(1, 1, 8, 2, activation=jnp.tanh, dtype=jnp.float64, key=jr.key(1))
-    batches = [
-        np.linspace(-1.0, 1.0, 5)[:, None] * (k + 1) / _THREADS for k in range(_THREADS)
-    ]
-    return mlp, batches
-
-
-def _mlp_loss(mlp, xs):
-    return jnp.mean((jax.vmap(mlp)(xs) - jnp.sin(3 * xs)) ** 2)
-
-
-def _flat_grads(mlp_grads) -> np.ndarray:
-    return _concat([(lay.weight, lay.bias) for lay in mlp_grads.layers])
+# The threads cross-check shares its model, batches and loss with the threaded
+# training comparison (`_threads`).
+_THREADS = _threads.WORKERS
+_thread_setup = _threads.setup
+_mlp_loss = _threads.mlp_loss
+_flat_grads = _threads.flat
 
 
 def _in_threads(work: Callable[[int], Any]) -> list[Any]:
