@@ -413,7 +413,9 @@ def fit_ensemble(
         work per step (see `benchmarks/results/ensemble.json`). Results do not
         depend on it, to rounding.
     - `devices`: split the members across these devices (e.g. `jax.devices()`);
-        the number of members must be divisible by their number.
+        the number of members must be divisible by their number. With several
+        processes (after `jax.distributed.initialize()`) the default is every
+        process's devices; only process 0 shows progress.
 
     **Returns:** an [`odefit.EnsembleResult`][]; `result[i]` is member `i` as an
     [`odefit.FitResult`][].
@@ -487,6 +489,7 @@ def _start(problems, models, setup, key, batch_size, devices):
         // n
     )
     batch_size = _check_batch_size(batch_size, n, devices, work)
+    problem0 = _member(problems, 0)
     params, static, keys, problems = _sharding.shard_members(
         (params, static, keys, problems), devices
     )
@@ -496,7 +499,6 @@ def _start(problems, models, setup, key, batch_size, devices):
     opt_state = _init_members(
         objective, keys, params, setup.trainer, setup.collocation, batch_size
     )
-    problem0 = _member(problems, 0)
     colloc_state = setup.collocation.init(
         problem0.t0, problem0.t1, problem0.state.dtype
     )

@@ -87,6 +87,9 @@ def fit(
         checkpoint of another fit raises `ValueError`; `resume=False`
         overwrites it.
     - `devices`: split each step's points across devices (`jax.devices()`).
+        With several processes (after `jax.distributed.initialize()`) the
+        default is every process's devices; only process 0 shows progress and
+        writes checkpoints, and every process returns the same result.
 
     **Returns:** an [`odefit.FitResult`][].
 
@@ -112,10 +115,13 @@ def fit(
     _setup.check_checkpointing(checkpoint_path, checkpoint_every, resume)
     devices = _sharding.check_devices(devices)
     # Held from before a resume to after the last write: no two fits share a file.
-    with _checkpoint.lock(checkpoint_path) if checkpoint_path else nullcontext():
+    # In a fit across processes, process 0 alone holds it and writes the file.
+    locked = checkpoint_path is not None and _sharding.writes(devices)
+    with _checkpoint.lock(checkpoint_path) if locked else nullcontext():
         start = _start(
             problem, model, setup, key, previous, checkpoint_path, resume, total
         )
+        _sharding.check_same_start(start.done, devices)
         finish = functools.partial(
             Outcome.result,
             cls=FitResult,

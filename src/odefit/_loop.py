@@ -347,6 +347,8 @@ class Outcome(NamedTuple):
         """The front end's result (`FitResult` or `EnsembleResult`, which share
         their field names): trained model, problem with its learned args, ..."""
         params, opt_state, colloc_state = self.state
+        # With several processes: arrays of this process, like the state.
+        static, key = _sharding.local((static, key))
         model, args = eqx.combine(params, static)
         return cls(
             model=model,
@@ -381,9 +383,13 @@ def _outcome(
     status = np.where(bad_end, int(Stop.DIVERGED), status)
     at = np.where(bad_end, done, at)
     # Without a member axis the state stays where it is (e.g. replicated on
-    # several devices); an ensemble's members are picked on the host.
+    # several devices; with several processes, each takes its own copy); an
+    # ensemble's members are picked on the host.
     trees = (carry.current, carry.accepted, carry.best_state)
-    current, accepted, best_state = trees if status.ndim == 0 else fetch(trees)
+    if status.ndim == 0:
+        current, accepted, best_state = _sharding.local(trees)
+    else:
+        current, accepted, best_state = fetch(trees)
     state = _host_select(status == Stop.RUNNING, current, accepted)
     state = _host_select(status == Stop.BLOWUP, best_state, state)
     best_at, best = np.asarray(fetch(carry.best_at)), np.asarray(fetch(carry.best))
@@ -552,7 +558,7 @@ def drive(
     bar = tqdm(
         total=steps,
         initial=done,
-        disable=not progress,
+        disable=not progress or not _sharding.writes(devices),
         unit="step",
         dynamic_ncols=True,
         mininterval=0.5,
@@ -578,7 +584,8 @@ def drive(
     with contextlib.nullcontext(guard) if _GUARDS else guard as interrupt:
         try:
             while done < steps:
-                if interrupt.requested:
+                # Every process leaves the loop at the same chunk.
+                if _sharding.any_process(interrupt.requested, devices):
                     host_stop = Stop.INTERRUPTED
                     break
                 # Chunks end on multiples of `chunk` (and of `checkpoint_every`),
@@ -620,7 +627,8 @@ def drive(
                     break
                 if callback is not None:
                     joined = join_histories(parts)
-                    model, args = objective.model_and_args(carry.current[0])
+                    params = _sharding.local(carry.current[0])
+                    model, args = objective.model_and_args(params)
                     info = CallbackInfo(
                         step=done,
                         model=model,
@@ -628,7 +636,7 @@ def drive(
                         losses={k: v[..., -1] for k, v in joined.items()},
                         history=joined,
                     )
-                    if callback(info) is True:
+                    if _sharding.main_decides(callback(info) is True, devices):
                         host_stop = Stop.CALLBACK
                         break
                 if (
@@ -636,14 +644,19 @@ def drive(
                     and done % checkpoint_every == 0
                     and done < steps
                 ):
-                    checkpoint(outcome(Stop.RUNNING))
+                    running_outcome = outcome(Stop.RUNNING)
+                    if _sharding.writes(devices):
+                        checkpoint(running_outcome)
         except KeyboardInterrupt:
             host_stop = Stop.INTERRUPTED
         finally:
             bar.close()
     result = outcome(host_stop)
     if checkpoint is not None:
-        checkpoint(result)
+        if _sharding.writes(devices):
+            checkpoint(result)
+        # No process goes on (to read the file, say) before it is written.
+        _sharding.barrier("odefit checkpoint", devices)
     return result
 
 

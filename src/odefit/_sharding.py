@@ -12,10 +12,18 @@ XLA's partitioner split the compiled training loop.
 - `fit_ensemble(..., devices=...)` shards the **members** of an ensemble: each
     device trains its share of the members, with no communication at all.
 
-Several hosts work the same way once `jax.distributed.initialize()` has been
-called in every process: `jax.devices()` then lists the devices of all hosts, and
-passing them as `devices` spans the fit across hosts (every process runs the same
-script, with the same key).
+Several processes (one per host, or one per GPU) work the same way once
+`jax.distributed.initialize()` has been called in every process: `jax.devices()`
+then lists the devices of all of them, and it is the default `devices`. Every
+process runs the same script with the same key; the compiled loop runs on all the
+devices at once, while the host side is split as follows:
+
+- **Process 0 only**: the progress bar and checkpoint files (and their lock).
+- **Every process, kept in step**: the history, the stop decisions and the result
+    (each process returns the same result, held by itself, so that process 0 can
+    evaluate, plot and save it alone). A Ctrl-C in any process stops all of them
+    after the current chunk; a callback runs in every process and the value
+    returned in process 0 decides.
 """
 
 from collections.abc import Sequence
@@ -23,6 +31,7 @@ from typing import Any
 
 import equinox as eqx
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
@@ -34,9 +43,10 @@ MEMBERS = "members"
 
 
 def check_devices(devices) -> tuple[jax.Device, ...] | None:
-    """Validates the `devices` argument of `fit` and `fit_ensemble`."""
+    """Validates the `devices` argument of `fit` and `fit_ensemble`; `None` is the
+    default device, or with several processes every process's devices."""
     if devices is None:
-        return None
+        return tuple(jax.devices()) if jax.process_count() > 1 else None
     if isinstance(devices, jax.Device) or not isinstance(devices, Sequence):
         raise TypeError(
             "`devices` must be None or a sequence of jax devices such as "
@@ -53,6 +63,13 @@ def check_devices(devices) -> tuple[jax.Device, ...] | None:
             )
     if len(set(devices)) != len(devices):
         raise ValueError(f"`devices` lists a device more than once: {devices}.")
+    processes = {d.process_index for d in devices}
+    if len(processes) > 1 and len(processes) < jax.process_count():
+        raise ValueError(
+            "`devices` must lie in one process or include devices of every "
+            f"process; got devices of processes {sorted(processes)} of "
+            f"{jax.process_count()}."
+        )
     return devices
 
 
@@ -66,7 +83,10 @@ def _place(tree: Any, sharding: NamedSharding) -> Any:
         # Every process holds the same global value (same script, same key); each
         # contributes the pieces its own devices hold.
         def global_array(x):
-            if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+            if isinstance(x, jax.Array) and not x.is_fully_addressable:
+                # Already spread over the processes (computed from placed inputs).
+                return jax.device_put(x, sharding)
+            if _is_key(x):
                 return jax.random.wrap_key_data(
                     global_array(jax.random.key_data(x)), impl=jax.random.key_impl(x)
                 )
@@ -142,11 +162,105 @@ def check_divisible(n: int, devices: tuple[jax.Device, ...] | None, what: str):
         )
 
 
+def _is_key(x) -> bool:
+    return jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
+
+
+def _gather(x):
+    """One array whole on this host, as NumPy (a key array as a local key array)."""
+    if not isinstance(x, jax.Array):
+        return x
+    if _is_key(x):
+        data = jnp.asarray(_gather(jax.random.key_data(x)))
+        return jax.random.wrap_key_data(data, impl=jax.random.key_impl(x))
+    if x.is_fully_addressable:
+        return np.asarray(x)
+    if x.is_fully_replicated:
+        # Every process already holds the whole value: no communication.
+        return np.asarray(x.addressable_data(0))
+    from jax.experimental import multihost_utils
+
+    return multihost_utils.process_allgather(x, tiled=True)
+
+
 def fetch(tree: Any) -> Any:
     """`tree`'s arrays as NumPy arrays on this host, whole: `jax.device_get`, or
-    with several processes an all-gather of arrays split across hosts."""
+    with several processes an all-gather of arrays split across hosts (every
+    process must call it at the same point)."""
     if jax.process_count() > 1:
+        return jax.tree.map(_gather, tree)
+    return jax.device_get(tree)
+
+
+def local(tree: Any) -> Any:
+    """With several processes, `tree` with each array gathered whole into an
+    ordinary array of this process (uncommitted, so that it mixes with any
+    other); unchanged with one process. Every process must call it at the same
+    point."""
+    if jax.process_count() == 1:
+        return tree
+
+    def one(x):
+        x = _gather(x)
+        return x if not isinstance(x, np.ndarray) else jnp.asarray(x)
+
+    return jax.tree.map(one, tree)
+
+
+def spans_processes(devices: tuple[jax.Device, ...] | None) -> bool:
+    """Whether a fit on `devices` runs in several processes at once (then all of
+    them must take each host-side decision together)."""
+    return devices is not None and len({d.process_index for d in devices}) > 1
+
+
+def writes(devices: tuple[jax.Device, ...] | None) -> bool:
+    """Whether this process shows the progress and writes the files of a fit on
+    `devices`: process 0 of a fit across processes, any process of its own."""
+    return not spans_processes(devices) or jax.process_index() == 0
+
+
+def _gather_flags(*flags: int) -> np.ndarray:
+    """`(processes, len(flags))`: every process's flags (one small all-gather)."""
+    from jax.experimental import multihost_utils
+
+    return np.asarray(
+        multihost_utils.process_allgather(np.asarray(flags, np.int32))
+    ).reshape(jax.process_count(), len(flags))
+
+
+def any_process(flag: bool, devices: tuple[jax.Device, ...] | None) -> bool:
+    """`flag` in any process of a fit on `devices`; in a fit across processes all
+    must call it at the same point."""
+    if not spans_processes(devices):
+        return flag
+    return bool(_gather_flags(flag).any())
+
+
+def main_decides(flag: bool, devices: tuple[jax.Device, ...] | None) -> bool:
+    """Process 0's `flag` in a fit across processes (all must call it at the
+    same point); this process's own otherwise."""
+    if not spans_processes(devices):
+        return flag
+    return bool(_gather_flags(flag)[0, 0])
+
+
+def barrier(name: str, devices: tuple[jax.Device, ...] | None) -> None:
+    """Waits for every process of a fit across processes."""
+    if spans_processes(devices):
         from jax.experimental import multihost_utils
 
-        return multihost_utils.process_allgather(tree, tiled=True)
-    return jax.device_get(tree)
+        multihost_utils.sync_global_devices(name)
+
+
+def check_same_start(done: int, devices: tuple[jax.Device, ...] | None) -> None:
+    """Raises in every process of a fit across processes unless all start it at
+    the same step (a checkpoint that some processes cannot see)."""
+    if not spans_processes(devices):
+        return
+    steps = _gather_flags(done)[:, 0]
+    if (steps != steps[0]).any():
+        raise ValueError(
+            "The processes would start this fit at different steps "
+            f"({', '.join(map(str, steps))} by process): `checkpoint_path` must "
+            "be on a file system that every process sees."
+        )
