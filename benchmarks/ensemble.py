@@ -49,7 +49,17 @@ def exact(ts, damping):
     return jnp.exp(-a * ts) * (jnp.cos(w * ts) + a / w * jnp.sin(w * ts))
 
 
-def main(members=64, steps=500, width=64, points=256, batch_sizes=(8,), quick=False):
+def main(
+    members=64,
+    steps=500,
+    width=64,
+    points=256,
+    batch_sizes=(8,),
+    quick=False,
+    write=True,
+):
+    """Runs the comparison; with `write`, saves it in `results/` (another script,
+    e.g. `gpu.py`, takes the returned dict instead)."""
     ratios = np.linspace(0.05, 0.5, members)
     dampings = 2 * ratios * np.sqrt(STIFFNESS)
     problems = [
@@ -161,8 +171,9 @@ def main(members=64, steps=500, width=64, points=256, batch_sizes=(8,), quick=Fa
     from _meta import complete  # benchmarks/_meta.py, beside this script
 
     out = complete(out, out["command"], repeats=1)
-    path = HERE / "results" / ("ensemble_quick.json" if quick else "ensemble.json")
-    path.write_text(json.dumps(out, indent=1) + "\n")
+    if write:
+        path = HERE / "results" / ("ensemble_quick.json" if quick else "ensemble.json")
+        path.write_text(json.dumps(out, indent=1) + "\n")
     return out
 
 

@@ -340,13 +340,7 @@ class Odefit:
         self.last = None
 
     def _loss_terms(self, model, ts):
-        from odefit._losses import check_weights, loss_terms
-        from odefit._trainers import total_loss
-
-        terms = loss_terms(
-            model, self.setup.problem, None, ts, None, check_weights(None)
-        )
-        return total_loss(terms)[0]
+        return odefit.loss(model, self.setup.problem, ts)
 
     def loss_and_grads(self, ts):
         params, static = eqx.partition(self.model, self.model.trainable())

@@ -268,11 +268,51 @@ def lapack_threads(data: dict) -> str:
     return "\n".join(lines)
 
 
+def gpu(data: dict) -> str:
+    """`benchmarks/gpu.py`'s rows: steps/s against PyTorch on the same GPU, the
+    ensemble against sequential fits, the examples' wall times."""
+    out = []
+    versus = data.get("versus_pytorch", {})
+    frameworks = list(
+        dict.fromkeys(
+            name
+            for row in ("oscillator", "large")
+            for name in versus.get(row, {}).get("results", {})
+        )
+    )
+    if frameworks:
+        out += [
+            "| oscillator, width | points | "
+            + " | ".join(f"{f} steps/s" for f in frameworks)
+            + " |",
+            "|---|---|" + "---|" * len(frameworks),
+        ]
+        for row in ("oscillator", "large"):
+            r = versus[row]
+            rates = [r["results"].get(f, {}).get("steps_per_s") for f in frameworks]
+            cells = [f"{x:.0f}" if x is not None else "failed" for x in rates]
+            out.append(
+                f"| {r['width']} | {r['points']:,} | " + " | ".join(cells) + " |"
+            )
+        out.append("")
+    if "ensemble" in data:
+        out += [ensemble(data["ensemble"]), ""]
+    if data.get("examples"):
+        out += ["| example | wall time (s), compilation included |", "|---|---|"]
+        for name, r in data["examples"].items():
+            out.append(f"| {name} | {r['process_wall_s']:.1f} |")
+        out.append("")
+    gpus = ", ".join(data.get("gpus", [])) or "no GPU (a dry run)"
+    out.append(f"Devices: {gpus}. " + _provenance(data))
+    return "\n".join(out)
+
+
 RENDERERS = {
     "custom_terms": custom_terms,
     "lapack_threads": lapack_threads,
     "fit_overhead": fit_overhead,
     "ensemble": ensemble,
+    "gpu": gpu,
 }
 
 
