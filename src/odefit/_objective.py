@@ -74,7 +74,9 @@ class Objective(eqx.Module):
         )
 
     def residuals(self, ts: Float[Array, " n"]) -> Residuals:
-        return Residuals(self, ts)
+        # odefit's own terms are pointwise or independent of `ts`; a user's term
+        # may use `ts` in any way, so the loss is then not split along the points.
+        return Residuals(self, ts, separable=not self.terms)
 
     def init(
         self,
@@ -88,7 +90,7 @@ class Objective(eqx.Module):
         problem = self.problem
         state = collocation.init(problem.t0, problem.t1, problem.state.dtype)
         ts, _ = collocation.sample(state, problem.t0, problem.t1, lambda t: t, key=key)
-        return trainer.init(Residuals(self, ts), params)
+        return trainer.init(self.residuals(ts), params)
 
 
 def make_objective(

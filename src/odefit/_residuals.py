@@ -33,6 +33,13 @@ class Residuals(eqx.Module):
     `point_weights` (optional, one per point) multiply the squared residual of
     each point in the pointwise terms, as causal weighting does.
 
+    With `separable=True` the caller also promises that *every* term is either
+    pointwise or independent of `ts` (true of odefit's own terms, not of a user's
+    term that may use `ts` freely): the loss on all points then equals the mean of
+    the losses on any split of the points into parts, weighted by their sizes, so
+    a first-order trainer may compute it part by part (see `at`), which keeps each
+    part's intermediate arrays in the CPU's caches when there are many points.
+
     **Arguments:**
 
     - `fn`: `fn(params, ts) -> dict[str, Array]`, the weighted residual vectors at
@@ -40,12 +47,14 @@ class Residuals(eqx.Module):
     - `ts`: this step's collocation points.
     - `pointwise`: the names of the terms that are means over `ts`.
     - `point_weights`: `None` or non-negative weights of shape `ts.shape`.
+    - `separable`: whether the loss may be computed part by part, as above.
     """
 
     fn: Callable[[PyTree, Float[Array, " n"]], dict[str, Array]]
     ts: Float[Array, " n"]
     pointwise: tuple[str, ...] = eqx.field(static=True, default=("residual",))
     point_weights: Float[Array, " n"] | None = None
+    separable: bool = eqx.field(static=True, default=False)
 
     def __call__(self, params: PyTree) -> dict[str, Array]:
         terms = self.fn(params, self.ts)
@@ -65,4 +74,13 @@ class Residuals(eqx.Module):
         `point_weights` (on top of any weights already present)."""
         if self.point_weights is not None:
             point_weights = point_weights * self.point_weights
-        return Residuals(self.fn, self.ts, self.pointwise, point_weights)
+        return Residuals(
+            self.fn, self.ts, self.pointwise, point_weights, self.separable
+        )
+
+    def at(
+        self, ts: Float[Array, " m"], point_weights: Float[Array, " m"] | None
+    ) -> "Residuals":
+        """The same residuals at other points (e.g. a part of `ts`, with its
+        part of `point_weights`)."""
+        return Residuals(self.fn, ts, self.pointwise, point_weights, self.separable)
