@@ -66,5 +66,10 @@ from ._tolerance import (
 )
 from ._trainers import AbstractTrainer as AbstractTrainer
 from ._unknown import Unknown as Unknown
+from ._uncertainty import (
+    ParameterIntervals as ParameterIntervals,
+    classical_intervals as classical_intervals,
+    parameter_intervals as parameter_intervals,
+)
 
 __version__ = "0.1.0"
