@@ -18,6 +18,7 @@ from jaxtyping import Array, Float, PyTree
 
 from . import _setup
 from ._collocation import AbstractCollocation, Grid
+from ._custom_types import Key
 from ._least_squares import _ravel, residuals_and_jacobian
 from ._losses import Term
 from ._objective import make_objective, split
@@ -262,45 +263,52 @@ def parameter_intervals(
     weights: Mapping[str, float] | None = None,
     terms: Mapping[str, Term] | None = None,
     noise: float | None = None,
-    physics_weight: float = 1.0,
     prior_precision: float = 1.0,
-    key=None,
+    key: Key | None = None,
 ) -> ParameterIntervals:
     r"""Covariance and confidence intervals for the [`odefit.Unknown`][]s of an
     inverse fit: a Laplace approximation at the optimum.
 
     The loss the fit minimised, $L(\theta) = \frac{w_d}{n}\lVert d(\theta)
     \rVert^2 + \sum_k \lVert r_k(\theta) \rVert^2$ over all its parameters
-    $\theta$ (the network's weights $w$ and the raw unknowns $p$; $d$ the $n$ data
-    misfits, $r_k$ the physics residual and any other term), is read as a negative
-    log-posterior: Gaussian measurement noise of standard deviation $\sigma$ and
-    the physics residual a soft constraint whose weight, relative to the data, is
-    the one the fit used (times `physics_weight`). Linearising the residuals at
-    the optimum (the Gauss–Newton matrix $G = A^\top A$ of the residuals $A$,
-    scaled so that the data rows are the raw misfits) gives a Gaussian posterior
-    with covariance $\sigma^2 G^{-1}$; its marginal for $p$ is the inverse Schur
-    complement
+    $\theta = (w, p)$ (the network's weights $w$ and the raw unknowns $p$; $d$ the
+    $n$ data misfits, $r_k$ the physics residual and any other term), is read as a
+    negative log-likelihood: Gaussian measurement noise of standard deviation
+    $\sigma$, and the physics residual a soft constraint whose weight relative to
+    the data is the one the fit used. With $A$ the Jacobian of the stacked
+    residuals at the optimum, scaled so that its data rows are those of the raw
+    misfits, and a Gaussian prior of precision $\alpha$ (`prior_precision`) on
+    each network weight, the linearised posterior has precision
+    $(A^\top A + \sigma^2 \alpha I_w)/\sigma^2$ (the Gauss–Newton matrix). Its
+    marginal for $p$ is the inverse of a Schur complement,
 
-    $$\Sigma_p = \sigma^2 \bigl(A_p^\top (I - \Pi_w) A_p\bigr)^{-1},$$
+    $$\Sigma_p = \sigma^2 \bigl(A_p^\top (I - H_w) A_p\bigr)^{-1}, \qquad
+      H_w = A_w (A_w^\top A_w + \sigma^2\alpha I)^{-1} A_w^\top,$$
 
-    with $\Pi_w$ the projector onto the range of the weights' columns $A_w$
-    (computed from a singular value decomposition, without forming or inverting
-    $G$). Network weights the data and residuals cannot see drop out.
+    computed from one singular value decomposition of the weights' columns $A_w$,
+    without forming or inverting the Gauss–Newton matrix. The prior only decides
+    how much the weight directions that neither data nor physics can see may
+    move; without it ($\alpha \to 0$) a network with more weights than residual
+    rows could absorb any change of $p$ and the marginal would be degenerate. The
+    intervals change little over many decades of $\alpha$.
 
     The noise level is estimated from the data misfit,
-    $\hat\sigma^2 = \lVert d \rVert^2 / (n - \gamma)$, where $\gamma$ is the trace
-    of the hat matrix over the data rows: the number of parameters the data
-    effectively fit. When the physics pins the network to the ODE, $\gamma$ is
-    close to the number of unknowns (and the answer to the classical one of
-    [`odefit.classical_intervals`][]); a network free to bend towards the noise
-    raises $\gamma$, which raises $\hat\sigma$ and widens the intervals instead of
-    hiding the misfit. Intervals are $\hat p \pm t_{n-\gamma}\,\mathrm{se}$
-    (Student's t; the normal quantile when `noise` is given), for the raw
-    (log, if `positive=True`) values, mapped back.
+    $\hat\sigma^2 = \lVert d \rVert^2 / (n - \gamma)$, where $\gamma$ is the
+    trace of the hat matrix over the data rows: the number of parameters the data
+    effectively fit (MacKay's effective number of parameters; $\hat\sigma$ and
+    $\gamma$ are solved for together). When the physics holds the network to the
+    ODE, $\gamma$ is a few more than the number of unknowns and the answer is close
+    to the classical one of [`odefit.classical_intervals`][]; a network free to
+    bend towards the noise raises $\gamma$, which raises $\hat\sigma$ and widens
+    the intervals instead of hiding the misfit. Intervals are
+    $\hat p \pm t_{n-\gamma}\,\mathrm{se}$ (Student's t; the normal quantile when
+    `noise` is given), for the raw (log, if `positive=True`) values, mapped back.
 
     The approximation is as good as the fit: run it on a converged fit (e.g.
-    after a least-squares trainer), whose data and residual terms are as small as
-    they get.
+    after a least-squares trainer). A residual weight well above the data's
+    (e.g. `weights={"residual": 100.0}`) holds the network to the ODE, so that the
+    estimates are as good as the classical ones; with equal weights the network
+    also fits part of the noise and the intervals come out wider.
 
     **Arguments:**
 
@@ -314,10 +322,8 @@ def parameter_intervals(
     - `weights`, `terms`: as given to the fit.
     - `noise`: the measurement noise's standard deviation, when known; default:
         estimated from the misfit as above.
-    - `physics_weight`: multiplies the weight of every term but the data, relative
-        to the fit's weights; larger values treat the physics more as a hard
-        constraint.
-    - `rcond`: singular values below `rcond` times the largest count as zero.
+    - `prior_precision`: $\alpha$, the precision of the Gaussian prior on each
+        network weight.
     - `key`: for a random `collocation`; default a fixed key.
 
     **Returns:** an [`odefit.ParameterIntervals`][] with `method="laplace"`.
@@ -335,18 +341,21 @@ def parameter_intervals(
     problem = odefit.IVP(lambda t, y, k: -k * y, t0=0.0, t1=2.0, y0=1.0,
                          args=odefit.Unknown(1.0, positive=True))
     model = odefit.PINN(problem, width=16, depth=2, key=jax.random.key(1))
+    weights = {"residual": 100.0}
     result = odefit.fit(problem, model, steps=60, observations=data,
+                        weights=weights,
                         optimizer=odefit.LevenbergMarquardt(points=64),
                         key=jax.random.key(2), progress=False)
-    intervals = odefit.parameter_intervals(result, data,
-                                           collocation=odefit.Grid(64))
+    intervals = odefit.parameter_intervals(
+        result, data, collocation=odefit.Grid(64), weights=weights
+    )
     print(intervals.summary())
     ```
 
     **References:** MacKay, "Bayesian interpolation" (1992),
-    https://doi.org/10.1162/neco.1992.4.3.415 (the effective number of
-    parameters); Bates & Watts, *Nonlinear Regression Analysis and Its
-    Applications* (1988), ch. 2 (linearised intervals).
+    https://doi.org/10.1162/neco.1992.4.3.415 (the evidence framework and the
+    effective number of parameters); Bates & Watts, *Nonlinear Regression
+    Analysis and Its Applications* (1988), ch. 2 (linearised intervals).
     """
     if not isinstance(result, FitResult):
         hint = (
@@ -368,7 +377,6 @@ def parameter_intervals(
     observations = _setup.check_observations(observations, problem, model)
     level = _check_level(level)
     noise = _check_noise(noise)
-    physics_weight = check_float(physics_weight, "physics_weight", 0.0)
     prior_precision = check_float(
         prior_precision, "prior_precision", 0.0, open_minimum=True
     )
@@ -412,10 +420,9 @@ def parameter_intervals(
         ]
     )
     n = int(rows.sum())
-    # Scale so that the data rows are the raw misfits d; the other rows keep their
-    # weight relative to the data, times `physics_weight`.
-    scale = np.where(rows, 1.0, math.sqrt(physics_weight)) * math.sqrt(n / data_weight)
-    a = jac * scale[:, None]
+    # Scaled so that the data rows are the raw misfits d; the other rows keep
+    # their weight relative to the data.
+    a = jac * math.sqrt(n / data_weight)
     misfit = np.asarray(residual_terms["data"], np.float64) * math.sqrt(n / data_weight)
     u, sv, _ = np.linalg.svd(a[:, ~columns], full_matrices=False)
     marginal = _Marginal(u, sv**2, a[:, columns], rows)
