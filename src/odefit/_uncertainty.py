@@ -23,7 +23,7 @@ from ._least_squares import _ravel, residuals_and_jacobian
 from ._losses import Term
 from ._objective import make_objective, split
 from ._observations import Observations
-from ._problems import IVP, AbstractProblem, SecondOrderIVP
+from ._problems import IVP, AbstractProblem, SecondOrderIVP, _default_tolerances
 from ._residuals import Residuals
 from ._result import FitResult
 from ._unknown import Unknown, args_mask, has_unknowns, resolve_args
@@ -540,8 +540,8 @@ def classical_intervals(
     *,
     level: float = 0.95,
     noise: float | None = None,
-    rtol: float = 1e-8,
-    atol: float = 1e-8,
+    rtol: float | None = None,
+    atol: float | None = None,
     max_steps: int = 256,
 ) -> ParameterIntervals:
     r"""The classical answer to an inverse problem: its [`odefit.Unknown`][]s fit by
@@ -567,8 +567,9 @@ def classical_intervals(
         hold `Unknown`s (the starting guesses), e.g. a fit's `result.problem`.
     - `observations`: the data.
     - `level`, `noise`: as for [`odefit.parameter_intervals`][].
-    - `rtol`, `atol`: the least-squares solver's tolerances (the ODE is solved
-        100 times tighter).
+    - `rtol`, `atol`: the least-squares solver's tolerances; default 1e-8 in
+        float64 and 1e-4 in float32. The ODE is solved with the tolerances of
+        `problem.solve`.
     - `max_steps`: the least-squares solver's step budget.
 
     **Returns:** an [`odefit.ParameterIntervals`][] with `method="classical"`.
@@ -597,11 +598,14 @@ def classical_intervals(
         )
     level = _check_level(level)
     noise = _check_noise(noise)
-    rtol = check_float(rtol, "rtol", 0.0, open_minimum=True)
-    atol = check_float(atol, "atol", 0.0, open_minimum=True)
+    dtype = problem.state.dtype
+    ode_rtol, ode_atol = _default_tolerances(dtype)
+    # The least-squares tolerances: as tight as the solve's accuracy allows.
+    loose = 1e-8 if jnp.finfo(dtype).bits >= 64 else 1e-4
+    rtol = loose if rtol is None else check_float(rtol, "rtol", 0.0, open_minimum=True)
+    atol = loose if atol is None else check_float(atol, "atol", 0.0, open_minimum=True)
     if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
         raise ValueError(f"`max_steps` must be an integer >= 1, got {max_steps!r}.")
-    dtype = problem.state.dtype
     ts = np.asarray(observations.ts)
     if ts.min() < problem.t0 or ts.max() > problem.t1:
         raise ValueError(
@@ -622,8 +626,8 @@ def classical_intervals(
             jnp.asarray(problem.t0, dtype),
             ts,
             ys,
-            rtol / 100,
-            atol / 100,
+            ode_rtol,
+            ode_atol,
         ),
         raw_args,
         optx.LevenbergMarquardt(rtol=rtol, atol=atol),
