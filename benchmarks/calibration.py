@@ -96,6 +96,7 @@ def main(seeds=200, adam=2000, lm=80, width=24, depth=2, points=128, quick=False
         progress=False,
     )
     adam_time = time.perf_counter() - clock
+    print(f"Adam: {adam_time:.0f} s", flush=True)
     clock = time.perf_counter()
     fits = odefit.fit_ensemble(
         [_member(warm.problem, i) for i in range(seeds)],
@@ -108,6 +109,7 @@ def main(seeds=200, adam=2000, lm=80, width=24, depth=2, points=128, quick=False
         progress=False,
     )
     lm_time = time.perf_counter() - clock
+    print(f"Levenberg-Marquardt: {lm_time:.0f} s", flush=True)
 
     pinn, classical, failures = [], [], []
     interval_time = classical_time = 0.0
@@ -134,6 +136,8 @@ def main(seeds=200, adam=2000, lm=80, width=24, depth=2, points=128, quick=False
             failures.append((i, "classical", str(e)))
             c = None
         classical_time += time.perf_counter() - clock
+        if i % 20 == 0:
+            print(f"intervals {i}/{seeds}", flush=True)
         if p is None or c is None:
             continue
         pinn.append(
