@@ -107,6 +107,9 @@ def main(seeds=200, adam=2000, lm=80, width=24, depth=2, points=128, quick=False
         weights=WEIGHTS,
         key=jr.key(2),
         progress=False,
+        # All members in one vmap: with the CPU default (members in batches,
+        # `jax.lax.map`) this stage stopped making progress twice on this machine.
+        batch_size=None,
     )
     lm_time = time.perf_counter() - clock
     print(f"Levenberg-Marquardt: {lm_time:.0f} s", flush=True)
