@@ -19,6 +19,7 @@ from jaxtyping import Array, Float, PyTree
 from . import _setup
 from ._collocation import AbstractCollocation, Grid
 from ._custom_types import Key
+from ._ensemble import EnsembleResult
 from ._least_squares import _ravel, residuals_and_jacobian
 from ._losses import Term
 from ._objective import make_objective, split
@@ -360,7 +361,7 @@ def parameter_intervals(
     if not isinstance(result, FitResult):
         hint = (
             " For an ensemble, pass one member: `result[i]`."
-            if type(result).__name__ == "EnsembleResult"
+            if isinstance(result, EnsembleResult)
             else ""
         )
         raise TypeError(
@@ -428,6 +429,11 @@ def parameter_intervals(
     marginal = _Marginal(u, sv**2, a[:, columns], rows)
     labels = _labels(problem.args)
     rss = float(misfit @ misfit)
+    if noise is None and rss == 0:
+        raise ValueError(
+            "The fit passes exactly through every observation, so the noise level "
+            "cannot be estimated from the misfit: pass `noise=`."
+        )
     count = int(columns.sum())
     # The noise level and the effective number of parameters depend on each other
     # (the prior on the weights counts relative to the noise): iterate from the
