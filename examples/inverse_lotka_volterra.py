@@ -238,19 +238,24 @@ def draw(runs, path):
     width = 0.8 / len(runs)
     for k, (noise, *_, estimate, bounds) in enumerate(runs):
         centre = 100 * (estimate / np.array(TRUE) - 1)
-        errors = None
-        if bounds is not None:
-            lower, upper = (100 * (b / np.array(TRUE) - 1) for b in bounds)
-            errors = np.stack([centre - lower, upper - centre])
         ax.bar(
             np.arange(4) + k * width,
             centre,
             width,
-            yerr=errors,
-            capsize=3,
-            label=f"{100 * noise:g}% noise"
-            + (" (95% interval)" if bounds is not None else ""),
+            label=f"{100 * noise:g}% noise",
         )
+        if bounds is not None:
+            # The intervals of the polished fit, drawn from lower to upper end.
+            lower, upper = (100 * (b / np.array(TRUE) - 1) for b in bounds)
+            ax.errorbar(
+                np.arange(4) + k * width,
+                (lower + upper) / 2,
+                yerr=(upper - lower) / 2,
+                fmt="none",
+                ecolor="k",
+                capsize=3,
+                label="95% interval",
+            )
     ax.axhline(0.0, color="k", lw=0.8)
     ax.axhline(-50.0, color="grey", lw=0.8, ls=":", label="start (-50%)")
     ax.set_yscale("symlog", linthresh=0.1)
