@@ -156,6 +156,7 @@ def test_ensemble_member_and_checkpoint(tmp_path):
         )
 
 
+@pytest.mark.slow
 def test_array_unknown_labels_and_order():
     def field(t, y, args):
         return -args["rates"] * y
@@ -212,6 +213,7 @@ def test_errors(decay_fit):
         odefit.classical_intervals(_problem(), (data.ts, data.ys))
 
 
+@pytest.mark.slow
 def test_unidentifiable_parameter_is_reported():
     # Only the product a * b enters the equation: no data can separate them.
     def field(t, y, args):
