@@ -307,12 +307,36 @@ def gpu(data: dict) -> str:
     return "\n".join(out)
 
 
+def calibration(data: dict) -> str:
+    lines = [
+        "| rate (true) | coverage, PINN Laplace | coverage, classical | "
+        "width PINN / classical (median) | RMS error PINN | RMS error classical |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, r in data["parameters"].items():
+        lines.append(
+            f"| {name} ({r['true']:g}) | {r['coverage_pinn']:.3f} | "
+            f"{r['coverage_classical']:.3f} | {r['width_ratio_median']:.2f} | "
+            f"{_number(r['rmse_pinn'])} | {_number(r['rmse_classical'])} |"
+        )
+    se = next(iter(data["parameters"].values()))["coverage_standard_error"]
+    lines += [
+        "",
+        f"{data['seeds_used']} of {data['seeds']} data sets (nominal level "
+        f"{data['level']:g}; a coverage's standard error is {se:.3f}). "
+        f"{data['pinn']}. Classical: {data['classical']}. Command: "
+        f"`{data.get('command', 'python benchmarks/calibration.py')}`.",
+    ]
+    return "\n".join(lines)
+
+
 RENDERERS = {
     "custom_terms": custom_terms,
     "lapack_threads": lapack_threads,
     "fit_overhead": fit_overhead,
     "ensemble": ensemble,
     "gpu": gpu,
+    "calibration": calibration,
 }
 
 

@@ -540,6 +540,13 @@ NOT_MEASURED = [
     NotMeasured("src/odefit/_models/neural_ode.py", "rtol=1e-5, atol=1e-6", _DEFAULT),
     NotMeasured("src/odefit/_problems.py", "1e-11/1e-12", _DEFAULT),
     NotMeasured("src/odefit/_problems.py", "1e-6/1e-7", _DEFAULT),
+    NotMeasured(
+        "docs/how-to/inverse-problem.md", "noise 2% of the solution's size", _SETTING
+    ),
+    NotMeasured("docs/how-to/inverse-problem.md", "nominal 95% interval", _SETTING),
+    NotMeasured(
+        "src/odefit/_uncertainty.py", "default 1e-8 in float64 and 1e-4 in", _DEFAULT
+    ),
 ]
 
 

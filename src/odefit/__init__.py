@@ -65,6 +65,11 @@ from ._tolerance import (
     fit_to_tolerance as fit_to_tolerance,
 )
 from ._trainers import AbstractTrainer as AbstractTrainer
+from ._uncertainty import (
+    ParameterIntervals as ParameterIntervals,
+    classical_intervals as classical_intervals,
+    parameter_intervals as parameter_intervals,
+)
 from ._unknown import Unknown as Unknown
 
 __version__ = "0.1.0"
