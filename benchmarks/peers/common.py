@@ -15,7 +15,6 @@ import sys
 import time
 
 import numpy as np
-
 import problems
 
 MARKS = 10

@@ -13,7 +13,6 @@ import pathlib
 import subprocess
 import sys
 
-
 HERE = pathlib.Path(__file__).resolve().parent
 VENVS = HERE / ".venvs"
 TORCH = "torch==2.13.0"
@@ -32,9 +31,7 @@ def python(peer: str) -> pathlib.Path:
 
 
 def _pip(peer: str, *args: str) -> None:
-    subprocess.run(
-        [str(python(peer)), "-m", "pip", "install", "-q", *args], check=True
-    )
+    subprocess.run([str(python(peer)), "-m", "pip", "install", "-q", *args], check=True)
 
 
 def _torch_version(peer: str) -> str:

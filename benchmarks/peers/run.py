@@ -112,7 +112,8 @@ def main(argv=None):
         "budget": args.budget,
         "seed": args.seed,
         "problems": {n: problems.PROBLEMS[n] for n in names},
-        "threads": "one per run: " + ", ".join(f"{k}={v}" for k, v in SINGLE_THREAD.items()),
+        "threads": "one per run: "
+        + ", ".join(f"{k}={v}" for k, v in SINGLE_THREAD.items()),
         "peer_versions": _peer_versions(peers),
     }
     _meta.complete(out, command.strip(), repeats=1)

@@ -37,10 +37,9 @@ def _constant(value):
 
 def main(argv=None):
     args = common.parser(__doc__.splitlines()[0]).parse_args(argv)
+    import deepxde as dde
     import numpy as np
     import torch
-
-    import deepxde as dde
 
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
@@ -177,9 +176,7 @@ def main(argv=None):
             rec.start()
 
     rec.record()
-    model.train(
-        iterations=10**9, display_every=10**9, verbose=0, callbacks=[Clock()]
-    )
+    model.train(iterations=10**9, display_every=10**9, verbose=0, callbacks=[Clock()])
     rec.finish()
     row = {
         "problem": name,
@@ -201,7 +198,7 @@ def main(argv=None):
         found = [float(v.detach().cpu()) for v in variables]
         row["parameters"] = found
         row["parameter_error"] = max(
-            abs(f - t) / abs(t) for f, t in zip(found, spec["true_params"])
+            abs(f - t) / abs(t) for f, t in zip(found, spec["true_params"], strict=True)
         )
     common.emit(row, args.out)
 

@@ -46,14 +46,12 @@ def main(argv=None):
     from importlib.metadata import version as _version
 
     import equinox as eqx
-    import jax.numpy as jnp
-    import numpy as np
-    import optax
-
     import jax.experimental
-
+    import jax.numpy as jnp
     import jinns
     import jinns.validation
+    import numpy as np
+    import optax
 
     spec = problems.problem(args.problem)
     ref = problems.reference(args.problem)
@@ -77,7 +75,7 @@ def main(argv=None):
     u, nn_params = jinns.nn.PINN_MLP.create(key=k_net, eqx_list=eqx_list, eq_type="ODE")
     eq_params = {"T": jnp.array(T)}
     if inverse:
-        for k, g in zip("abcd", spec["guess"]):
+        for k, g in zip("abcd", spec["guess"], strict=True):
             eq_params[k] = jnp.array(g)
     init_params = jinns.parameters.Params(nn_params=nn_params, eq_params=eq_params)
 
@@ -92,9 +90,7 @@ def main(argv=None):
             return jnp.stack([y[0] - y[0] * y[1], -y[1] + y[0] * y[1]])
         if name == "inverse_lotka_volterra":
             a, b, c, d = p.a, p.b, p.c, p.d
-            return jnp.stack(
-                [a * y[0] - b * y[0] * y[1], -c * y[1] + d * y[0] * y[1]]
-            )
+            return jnp.stack([a * y[0] - b * y[0] * y[1], -c * y[1] + d * y[0] * y[1]])
         if name == "damped":
             return jnp.stack([y[1], -4 * y[1] - 400 * y[0]])
         if name == "pendulum":
@@ -152,9 +148,7 @@ def main(argv=None):
         weights = jinns.loss.LossWeightsODE(dyn_loss=1.0, initial_condition=1.0)
         # The notebooks' vanilla_ngd() with its default line search, not verbose.
         optimizer = jinns.optimizers.vanilla_ngd(
-            linesearch=optax.scale_by_backtracking_linesearch(
-                max_backtracking_steps=15
-            )
+            linesearch=optax.scale_by_backtracking_linesearch(max_backtracking_steps=15)
         )
         optimizer_name = "vanilla_ngd"
     loss = jinns.loss.LossODE(
@@ -248,7 +242,7 @@ def main(argv=None):
         found = [float(getattr(params.eq_params, k)) for k in "abcd"]
         row["parameters"] = found
         row["parameter_error"] = max(
-            abs(f - t) / abs(t) for f, t in zip(found, spec["true_params"])
+            abs(f - t) / abs(t) for f, t in zip(found, spec["true_params"], strict=True)
         )
     common.emit(row, args.out)
 

@@ -37,14 +37,13 @@ INVERSE_REASON = (
 
 def main(argv=None):
     args = common.parser(__doc__.splitlines()[0]).parse_args(argv)
+    from importlib.metadata import version as _version
+
     import numpy as np
     import torch
-
     from neurodiffeq import diff
     from neurodiffeq.conditions import IVP, DirichletBVP
     from neurodiffeq.solvers import Solver1D
-
-    from importlib.metadata import version as _version
 
     # The package's own `__version__` string lags its release number.
     version = _version("neurodiffeq")

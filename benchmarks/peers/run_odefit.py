@@ -39,7 +39,10 @@ MARCH_WINDOWS = 8
 
 def _settings(mode, name):
     if mode == "default":
-        return {"precision": "float32", "fit": f"odefit.fit defaults, {DEFAULT_STEPS} steps"}
+        return {
+            "precision": "float32",
+            "fit": f"odefit.fit defaults, {DEFAULT_STEPS} steps",
+        }
     precision = "float64" if mode == "recipe64" else "float32"
     if problems.problem(name)["kind"] == "long horizon":
         return {
@@ -62,12 +65,12 @@ def run(name: str, mode: str, budget: float, seed: int = 0) -> dict:
 
     if mode == "recipe64":
         jax.config.update("jax_enable_x64", True)
+    import equinox as eqx
     import jax.numpy as jnp
     import jax.random as jr
-    import equinox as eqx
+    import ode_suite
     import optax
 
-    import ode_suite
     import odefit
 
     dtype = jnp.float64 if mode == "recipe64" else jnp.float32
@@ -132,8 +135,9 @@ def run(name: str, mode: str, budget: float, seed: int = 0) -> dict:
             width=20,
             depth=2,
             progress=False,
-            callback=lambda info: rec.train_time + time.perf_counter() - rec._started
-            >= budget,
+            callback=lambda info: (
+                rec.train_time + time.perf_counter() - rec._started >= budget
+            ),
         )
         results = [result]
         state["step"] = 0
@@ -171,7 +175,9 @@ def run(name: str, mode: str, budget: float, seed: int = 0) -> dict:
             )
             results.append(polish)
         result = results[-1]
-    total = offset["steps"] + int(result.steps) if mode != "default" else int(result.steps)
+    total = (
+        offset["steps"] + int(result.steps) if mode != "default" else int(result.steps)
+    )
     if spec["kind"] == "long horizon" and mode != "default":
         total = int(result.steps)
     state["model"] = result.model

@@ -665,6 +665,17 @@ def relative(path: Path) -> str:
     return path.relative_to(ROOT).as_posix()
 
 
+# The ODE leaderboard (docs/leaderboard.md): its tables and verdict are rendered
+# from benchmarks/results/peers.json; the prose holds only thresholds.
+NOT_MEASURED += [
+    NotMeasured(
+        "docs/leaderboard.md",
+        "Time to 1e-2 and 1e-3 is the first recorded time",
+        _TOLERANCE,
+    ),
+]
+
+
 if __name__ == "__main__":
     for figure in FIGURES:
         print(f"{figure.page}: {figure.text()}")
