@@ -457,8 +457,10 @@ def peers(data: dict) -> str:
 def peers_problem(data: dict, name: str) -> str:
     """One problem's table: best error, time to 1e-2 and 1e-3, steps/s, and why
     a peer did not run; then its error-vs-time figure."""
-    rows = _peer_rows(data)[name]
+    rows = _peer_rows(data).get(name)
     spec = data["problems"][name]
+    if not rows:
+        return f"*{spec['statement']}*\n\nNo run recorded for this problem."
     lines = [
         f"*{spec['statement']}*",
         "",
