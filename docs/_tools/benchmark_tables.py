@@ -454,9 +454,10 @@ def peers(data: dict) -> str:
     return "\n".join(lines)
 
 
-def peers_problem(data: dict, name: str) -> str:
+def peers_problem(data: dict, name: str, figure: bool = False) -> str:
     """One problem's table: best error, time to 1e-2 and 1e-3, steps/s, and why
-    a peer did not run; then its error-vs-time figure."""
+    a peer did not run; with `figure`, then its error-vs-time figure (a page
+    that links the figure itself lets MkDocs resolve the path)."""
     rows = _peer_rows(data).get(name)
     spec = data["problems"][name]
     if not rows:
@@ -494,10 +495,11 @@ def peers_problem(data: dict, name: str) -> str:
             f"| {_number(row['steps_per_s'])} | {row['steps']:,} "
             f"| {'; '.join(note)} |"
         )
-    lines += [
-        "",
-        f"![Error against training time, {name}](_static/leaderboard/{name}.png)",
-    ]
+    if figure:
+        lines += [
+            "",
+            f"![Error against training time, {name}](_static/leaderboard/{name}.png)",
+        ]
     return "\n".join(lines)
 
 
