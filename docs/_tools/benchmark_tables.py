@@ -417,3 +417,206 @@ def _load_script(script: str):
 
 def names() -> list[str]:
     return sorted(p.stem for p in RESULTS.glob("*.json"))
+
+
+# -- the ODE leaderboard against peer libraries (benchmarks/peers/) ----------------
+
+PEER_ENTRIES = (
+    ("odefit", "default", "odefit, `fit` defaults"),
+    ("odefit", "recipe32", "odefit, recipe, float32"),
+    ("odefit", "recipe64", "odefit, recipe, float64"),
+    ("jinns", "tutorial", "jinns"),
+    ("deepxde", "tutorial", "DeepXDE"),
+    ("neurodiffeq", "tutorial", "NeuroDiffEq"),
+)
+PEERS = ("jinns", "deepxde", "neurodiffeq")
+
+
+def _seconds(x) -> str:
+    return "—" if x is None else f"{x:.1f} s"
+
+
+def _peer_rows(data: dict) -> dict:
+    out: dict = {}
+    for row in data["rows"]:
+        out.setdefault(row["problem"], {})[(row["library"], row["mode"])] = row
+    return out
+
+
+def _odefit_best(rows: dict):
+    """The odefit mode with the lowest error on a problem (its row)."""
+    ok = [
+        rows[k]
+        for k in rows
+        if k[0] == "odefit" and rows[k].get("best_error") is not None
+    ]
+    return min(ok, key=lambda r: r["best_error"]) if ok else None
+
+
+def peers_verdicts(data: dict) -> list[dict]:
+    """Per problem: does odefit's best mode beat every peer's error, and reach
+    1e-3 before every peer that reaches it?"""
+    out = []
+    for name, rows in _peer_rows(data).items():
+        best = _odefit_best(rows)
+        lower, sooner, notes = True, True, []
+        for peer in PEERS:
+            row = rows.get((peer, "tutorial"))
+            if row is None or row.get("best_error") is None:
+                continue
+            if best is None or row["best_error"] <= best["best_error"]:
+                lower = False
+                notes.append(f"{peer} reaches a lower error")
+            peer_t = row.get("time_to_1e-03")
+            if peer_t is not None:
+                ours = None if best is None else best.get("time_to_1e-03")
+                if ours is None or ours >= peer_t:
+                    sooner = False
+                    notes.append(f"{peer} reaches 1e-3 first")
+        out.append(
+            {
+                "problem": name,
+                "best_mode": None if best is None else best["mode"],
+                "lower": lower,
+                "sooner": sooner,
+                "notes": notes,
+            }
+        )
+    return out
+
+
+def _cell(row) -> str:
+    if row is None:
+        return "not run"
+    if row["status"] == "not expressed":
+        return "not expressed"
+    if row["status"] != "ok":
+        return "failed"
+    return _number(row["best_error"])
+
+
+def peers(data: dict) -> str:
+    by_problem = _peer_rows(data)
+    head = "| problem | kind | " + " | ".join(label for *_, label in PEER_ENTRIES)
+    lines = [head + " |", "|---|---|" + "---|" * len(PEER_ENTRIES)]
+    for name, rows in by_problem.items():
+        kind = data["problems"][name]["kind"]
+        best = _odefit_best(rows)
+        cells = []
+        for library, mode, _ in PEER_ENTRIES:
+            row = rows.get((library, mode))
+            cell = _cell(row)
+            if best is not None and row is best:
+                cell = f"**{cell}**"
+            cells.append(cell)
+        lines.append(f"| {name} | {kind} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "Best relative $L^2$ error over the run against the reference (lower is "
+        "better; bold: odefit's best mode).",
+    ]
+    return "\n".join(lines)
+
+
+def peers_problem(data: dict, name: str, figure: bool = False) -> str:
+    """One problem's table: best error, time to 1e-2 and 1e-3, steps/s, and why
+    a peer did not run; with `figure`, then its error-vs-time figure (a page
+    that links the figure itself lets MkDocs resolve the path)."""
+    rows = _peer_rows(data).get(name)
+    spec = data["problems"][name]
+    if not rows:
+        return f"*{spec['statement']}*\n\nNo run recorded for this problem."
+    lines = [
+        f"*{spec['statement']}*",
+        "",
+        "| library | precision | best rel. L2 | final | to 1e-2 | to 1e-3 "
+        "| steps/s | steps | note |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for library, mode, label in PEER_ENTRIES:
+        row = rows.get((library, mode))
+        if row is None:
+            continue
+        if row["status"] != "ok":
+            reason = row.get("reason", "").strip().splitlines()
+            reason = reason[-1] if reason else ""
+            what = "not expressed" if row["status"] == "not expressed" else "failed"
+            lines.append(
+                f"| {label} | | — | — | — | — | — | — | {what}: {reason[:300]} |"
+            )
+            continue
+        settings = row.get("settings", {})
+        note = []
+        if "parameter_error" in row:
+            note.append(
+                f"parameters off by {_number(row['parameter_error'])} (max rel.)"
+            )
+        lines.append(
+            f"| {label} | {settings.get('precision', '')} "
+            f"| {_number(row['best_error'])} | {_number(row['final_error'])} "
+            f"| {_seconds(row.get('time_to_1e-02'))} "
+            f"| {_seconds(row.get('time_to_1e-03'))} "
+            f"| {_number(row['steps_per_s'])} | {row['steps']:,} "
+            f"| {'; '.join(note)} |"
+        )
+    if figure:
+        lines += [
+            "",
+            f"![Error against training time, {name}](_static/leaderboard/{name}.png)",
+        ]
+    return "\n".join(lines)
+
+
+def peers_meta(data: dict) -> str:
+    loads = [r["load_start"] for r in data["rows"] if "load_start" in r]
+    versions = data.get("versions", {})
+    peer_versions = data.get("peer_versions", {})
+    parts = [f"odefit {versions.get('odefit', '?')} (JAX {versions.get('jax', '?')})"]
+    for peer in PEERS:
+        v = peer_versions.get(peer)
+        if isinstance(v, dict):
+            extra = ", ".join(f"{k} {x}" for k, x in v.items() if k != peer)
+            parts.append(f"{peer} {v.get(peer, '?')} ({extra})")
+    machine = data.get("machine", {})
+    start = data.get("load_average_start") or [None]
+    end = data.get("load_average_end") or [None]
+    lines = [
+        f"- **Measured** {data['date']}: `{data['command']}`, a budget of "
+        f"{data['budget']:g} s of training per run, seed {data['seed']}.",
+        "- **Versions**: " + "; ".join(parts) + ".",
+        f"- **Machine**: {machine.get('cores', '?')} {machine.get('cpu', '')} cores "
+        "(CPU only), shared with other work while it ran; every run "
+        f"single-threaded ({data.get('threads', '')}).",
+    ]
+    if loads:
+        lines.append(
+            f"- **Load**: 1-minute load average {min(loads):.1f} – {max(loads):.1f} "
+            f"at the start of the runs (start {start[0]}, end {end[0]}); times are "
+            "comparable within this run only."
+        )
+    return "\n".join(lines)
+
+
+def peers_closing(data: dict) -> str:
+    verdicts = peers_verdicts(data)
+    n = len(verdicts)
+    lower = [v for v in verdicts if v["lower"]]
+    sooner = [v for v in verdicts if v["sooner"]]
+    lines = [
+        f"odefit's best mode reaches a lower error than every peer on "
+        f"**{len(lower)} of {n}** problems, and reaches 1e-3 before every peer "
+        f"that reaches it on **{len(sooner)} of {n}**.",
+    ]
+    misses = [v for v in verdicts if not (v["lower"] and v["sooner"])]
+    if misses:
+        lines += ["", "Where not:", ""]
+        for v in misses:
+            lines.append(
+                f"- **{v['problem']}** (odefit's best: {v['best_mode']}): "
+                + "; ".join(dict.fromkeys(v["notes"]))
+                + "."
+            )
+    return "\n".join(lines)
+
+
+RENDERERS["peers"] = peers
