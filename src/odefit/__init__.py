@@ -66,5 +66,7 @@ from ._tolerance import (
 )
 from ._trainers import AbstractTrainer as AbstractTrainer
 from ._unknown import Unknown as Unknown
+from ._family import Family as Family
+from ._varies import Varies as Varies
 
 __version__ = "0.1.0"
