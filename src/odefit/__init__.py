@@ -24,6 +24,7 @@ from ._error_estimate import (
     ErrorEstimate as ErrorEstimate,
     error_estimate as error_estimate,
 )
+from ._family import Family as Family
 from ._fit import fit as fit
 from ._lbfgs import LBFGS as LBFGS
 from ._least_squares import (
@@ -66,7 +67,6 @@ from ._tolerance import (
 )
 from ._trainers import AbstractTrainer as AbstractTrainer
 from ._unknown import Unknown as Unknown
-from ._family import Family as Family
 from ._varies import Varies as Varies
 
 __version__ = "0.1.0"
