@@ -172,6 +172,7 @@ class Family(eqx.Module):
         )
 
     def astype(self, dtype) -> "Family":
+        """The same family with its box in `dtype` (the state's)."""
         return eqx.tree_at(
             lambda f: (f.low, f.high),
             self,
