@@ -108,6 +108,12 @@ class PINN(AbstractModel):
     A `PINN` maps one scalar `t` to an array of the state's shape; use `jax.vmap`
     for many times.
 
+    For a family of ODEs (a problem with [`odefit.Varies`][] entries) the network
+    also takes the member's parameters $p$, each scaled to $[-1, 1]$ over its
+    interval, and the conditions built in are those of member $p$: the model is
+    called as `model(t, params)`, and a `network` of your own takes an input of
+    shape `(1 + problem.family.size,)`.
+
     **Arguments:**
 
     - `problem`: the problem whose solution this approximates.
