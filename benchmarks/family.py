@@ -168,7 +168,7 @@ def main(
     depth=3,
     adam_steps=5000,
     adam_points=1024,
-    lm_steps=400,
+    lm_steps=300,
     lm_points=2048,
     members=100,
     eval_members=10_000,
@@ -244,7 +244,7 @@ if __name__ == "__main__":
     parser.add_argument("--width", type=int, default=32)
     parser.add_argument("--depth", type=int, default=3)
     parser.add_argument("--adam-steps", type=int, default=5000)
-    parser.add_argument("--lm-steps", type=int, default=400)
+    parser.add_argument("--lm-steps", type=int, default=300)
     parser.add_argument("--lm-points", type=int, default=2048)
     parser.add_argument("--no-write", action="store_true")
     a = parser.parse_args()
