@@ -449,6 +449,30 @@ FIGURES = [
         "{taylor_speedup(2):.2f}x faster than with two nested `jax.jvp`s, and "
         "{taylor_speedup(3):.2f}x and {taylor_speedup(4):.2f}x at orders 3 and 4",
     ),
+    # docs/how-to/families.md (family.json).
+    Figure(
+        "docs/how-to/families.md",
+        "median relative L2 error of "
+        "{e(r['family']['accuracy']['median_relative_l2'])} and a 95th percentile "
+        "of {e(r['family']['accuracy']['p95_relative_l2'])} (after the Adam "
+        "warm-up alone: median "
+        "{e(r['family']['accuracy']['after_adam_median_relative_l2'])})",
+    ),
+    Figure(
+        "docs/how-to/families.md",
+        "took {r['family']['speed']['pinn_seconds']:.1f} s with the network against "
+        "{r['family']['speed']['diffrax_seconds']:.2f} s for diffrax solving them "
+        "(vmapped Tsit5, rtol 1e-6), a ratio of "
+        "{r['family']['speed']['ratio']:.2f}× on a loaded 2-core CPU",
+    ),
+    Figure(
+        "docs/how-to/families.md",
+        "(median "
+        "{e(r['family']['speed']['median_relative_l2_vs_tight_reference']['pinn'])} "
+        "against diffrax's "
+        "{e(r['family']['speed']['median_relative_l2_vs_tight_reference']['diffrax'])}"
+        " at that tolerance)",
+    ),
 ]
 
 

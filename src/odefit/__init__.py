@@ -24,6 +24,7 @@ from ._error_estimate import (
     ErrorEstimate as ErrorEstimate,
     error_estimate as error_estimate,
 )
+from ._family import Family as Family
 from ._fit import fit as fit
 from ._lbfgs import LBFGS as LBFGS
 from ._least_squares import (
@@ -71,5 +72,6 @@ from ._uncertainty import (
     parameter_intervals as parameter_intervals,
 )
 from ._unknown import Unknown as Unknown
+from ._varies import Varies as Varies
 
 __version__ = "0.1.0"

@@ -54,6 +54,12 @@ class AbstractCollocation(eqx.Module):
     ) -> tuple[Float[Array, " n"], Any]:
         """This step's points and the next state."""
 
+    def redraws(self) -> bool:
+        """Whether the points change from step to step. For a family of ODEs
+        (see [`odefit.Varies`][]) the members are then redrawn with them;
+        otherwise they are a fixed set, as least-squares trainers need."""
+        return True
+
 
 class Grid(AbstractCollocation):
     r"""`n` fixed, evenly spaced points on $[t_0, t_1]$, endpoints included.
@@ -75,6 +81,9 @@ class Grid(AbstractCollocation):
 
     def sample(self, state, t0, t1, residual_fn, *, key):
         return state, state
+
+    def redraws(self) -> bool:
+        return False
 
 
 class UniformState(eqx.Module):

@@ -10,6 +10,7 @@ from jaxtyping import Array, Float, PyTree
 
 from ._collocation import AbstractCollocation
 from ._custom_types import Key
+from ._family_fit import family_loss_terms, family_points, family_residual_norms
 from ._losses import (
     Term,
     check_terms,
@@ -46,7 +47,11 @@ class Objective(eqx.Module):
         return model, resolve_args(args)
 
     def __call__(self, params: PyTree, ts: Float[Array, " n"]) -> dict[str, Array]:
-        """The weighted residual vectors at collocation points `ts`."""
+        """The weighted residual vectors at collocation points `ts` (for a family
+        of ODEs, rows `(t_i, p_i)`)."""
+        if self.problem.family is not None:
+            model, args = eqx.combine(params, self.static)
+            return family_loss_terms(model, self.problem, ts, args, self.weights)
         model, args = self.model_and_args(params)
         return loss_terms(
             model,
@@ -61,17 +66,28 @@ class Objective(eqx.Module):
     def residual_norms(self, params: PyTree):
         """`ts -> |R(t_i)|`, the residual size at each point (for collocations that
         place points where the residual is large)."""
+        if self.problem.family is not None:
+            model, args = eqx.combine(params, self.static)
+            return family_residual_norms(model, self.problem, args)
         model, args = self.model_and_args(params)
         return lambda ts: point_residual_norms(model, self.problem, args, ts)
 
     def sample(self, collocation, state, params, *, key: Key):
-        return collocation.sample(
+        ts, state = collocation.sample(
             state,
             self.problem.t0,
             self.problem.t1,
             self.residual_norms(params),
             key=key,
         )
+        return self._with_members(collocation, ts, key), state
+
+    def _with_members(self, collocation, ts, key):
+        """For a family, this step's times paired with members of its box."""
+        family = self.problem.family
+        if family is None:
+            return ts
+        return family_points(family, collocation.redraws(), ts, key=key)
 
     def residuals(self, ts: Float[Array, " n"]) -> Residuals:
         # odefit's own terms are pointwise or independent of `ts`; a user's term
@@ -90,6 +106,7 @@ class Objective(eqx.Module):
         problem = self.problem
         state = collocation.init(problem.t0, problem.t1, problem.state.dtype)
         ts, _ = collocation.sample(state, problem.t0, problem.t1, lambda t: t, key=key)
+        ts = self._with_members(collocation, ts, key)
         return trainer.init(self.residuals(ts), params)
 
 

@@ -23,6 +23,7 @@ from ._conditions import (
     InitialValueAndSlope,
 )
 from ._custom_types import Acceleration, Args, Scalar, ScalarLike, VectorField
+from ._family import Family, member, solves_members, split_family, typed
 from ._unknown import resolve_args
 from ._validate import check_bool, check_float, check_int
 
@@ -349,7 +350,14 @@ class AbstractProblem(eqx.Module):
     t0: AbstractVar[float]
     t1: AbstractVar[float]
     args: AbstractVar[Args]
+    family: AbstractVar[Family | None]
     order: AbstractClassVar[int]
+
+    def member(self, params: Float[ArrayLike, " family"]) -> "AbstractProblem":
+        """The plain problem of one member of a family (see [`odefit.Varies`][]):
+        every marker replaced by its entries of `params`, shape
+        `(problem.family.size,)`."""
+        return member(self, params)
 
     @property
     @abc.abstractmethod
@@ -416,6 +424,7 @@ class IVP(AbstractProblem):
     t1: float
     y0: Float[Array, "*state"]
     args: Args
+    family: Family | None
     order: ClassVar[int] = 1
 
     def __init__(
@@ -427,7 +436,9 @@ class IVP(AbstractProblem):
         args: Args = None,
     ):
         self.t0, self.t1 = _check_interval(t0, t1)
-        self.y0 = _as_state(y0, "y0")
+        family, states = split_family(args, y0=y0)
+        self.y0 = _as_state(states["y0"], "y0")
+        self.family = typed(family, self.y0.dtype)
         _check_resolution(self.t0, self.t1, self.y0.dtype)
         self.args = args
         _check_function(
@@ -462,6 +473,7 @@ class IVP(AbstractProblem):
         )
         return _safe_scale(peak, 1.0).astype(self.y0.dtype)
 
+    @solves_members
     def solve(
         self,
         ts: Float[ArrayLike, " times"],
@@ -558,6 +570,7 @@ class SecondOrderIVP(_AbstractSecondOrder):
     y0: Float[Array, "*state"]
     dy0: Float[Array, "*state"]
     args: Args
+    family: Family | None
 
     def __init__(
         self,
@@ -569,9 +582,11 @@ class SecondOrderIVP(_AbstractSecondOrder):
         args: Args = None,
     ):
         self.t0, self.t1 = _check_interval(t0, t1)
-        self.y0 = _as_state(y0, "y0")
+        family, states = split_family(args, y0=y0, dy0=dy0)
+        self.y0 = _as_state(states["y0"], "y0")
+        self.family = typed(family, self.y0.dtype)
         _check_resolution(self.t0, self.t1, self.y0.dtype)
-        self.dy0 = _as_state(dy0, "dy0").astype(self.y0.dtype)
+        self.dy0 = _as_state(states["dy0"], "dy0").astype(self.y0.dtype)
         _check_same_shape("dy0", "y0", self.dy0, self.y0)
         self.args = args
         _check_function(
@@ -610,6 +625,7 @@ class SecondOrderIVP(_AbstractSecondOrder):
         y, dy = jax.jvp(solution, (t0,), (jnp.ones_like(t0),))
         return jnp.concatenate([jnp.ravel(y - self.y0), jnp.ravel(dy - self.dy0)])
 
+    @solves_members
     def solve(
         self,
         ts: Float[ArrayLike, " times"],
@@ -679,6 +695,7 @@ class BVP(_AbstractSecondOrder):
     ya: Float[Array, "*state"]
     yb: Float[Array, "*state"]
     args: Args
+    family: Family | None
 
     def __init__(
         self,
@@ -690,9 +707,11 @@ class BVP(_AbstractSecondOrder):
         args: Args = None,
     ):
         self.t0, self.t1 = _check_interval(t0, t1)
-        self.ya = _as_state(ya, "ya")
+        family, states = split_family(args, ya=ya, yb=yb)
+        self.ya = _as_state(states["ya"], "ya")
+        self.family = typed(family, self.ya.dtype)
         _check_resolution(self.t0, self.t1, self.ya.dtype)
-        self.yb = _as_state(yb, "yb").astype(self.ya.dtype)
+        self.yb = _as_state(states["yb"], "yb").astype(self.ya.dtype)
         _check_same_shape("yb", "ya", self.yb, self.ya)
         self.args = args
         _check_function(
@@ -726,6 +745,7 @@ class BVP(_AbstractSecondOrder):
         yb = solution(jnp.asarray(self.t1, dtype))
         return jnp.concatenate([jnp.ravel(ya - self.ya), jnp.ravel(yb - self.yb)])
 
+    @solves_members
     def solve(
         self,
         ts: Float[ArrayLike, " times"],

@@ -13,6 +13,7 @@ import numpy as np
 
 from ._checkpoint import check_path
 from ._collocation import AbstractCollocation
+from ._family_fit import check_family_fit
 from ._loop import MAX_STEPS, check_callback, pick_chunk
 from ._losses import Term, check_terms, check_weights
 from ._models.base import AbstractModel
@@ -195,6 +196,7 @@ def prepare(
             "`collocation` must be odefit.Grid(n), odefit.Uniform(n) or another "
             f"odefit collocation, got {type(collocation).__name__}."
         )
+    check_family_fit(problem, model, observations, terms)
     observations = check_observations(observations, problem, model)
     if model.residual_scale() is None and observations is None:
         raise ValueError(

@@ -142,6 +142,9 @@ class _ShardedPoints(AbstractCollocation):
         ts, state = self.collocation.sample(state, t0, t1, residual_fn, key=key)
         return jax.lax.with_sharding_constraint(ts, self.sharding), state
 
+    def redraws(self) -> bool:
+        return self.collocation.redraws()
+
 
 def shard_points(
     collocation: AbstractCollocation, devices: tuple[jax.Device, ...] | None

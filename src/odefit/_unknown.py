@@ -7,6 +7,7 @@ import jax.tree_util as jtu
 from jaxtyping import Array, ArrayLike, Float, PyTree
 
 from ._validate import check_bool
+from ._varies import Varies
 
 
 class Unknown(eqx.Module):
@@ -74,11 +75,20 @@ def _is_unknown(x) -> bool:
     return isinstance(x, Unknown)
 
 
+def _is_marker(x) -> bool:
+    return isinstance(x, (Unknown, Varies))
+
+
+def _resolve(x):
+    if isinstance(x, Unknown):
+        return x.value
+    return x.centre if isinstance(x, Varies) else x
+
+
 def resolve_args(args: PyTree) -> PyTree:
-    """Replaces every `Unknown` in `args` by its current value."""
-    return jtu.tree_map(
-        lambda x: x.value if _is_unknown(x) else x, args, is_leaf=_is_unknown
-    )
+    """Replaces every `Unknown` in `args` by its current value (and every
+    `Varies` by the centre of its box, the member standing for the family)."""
+    return jtu.tree_map(_resolve, args, is_leaf=_is_marker)
 
 
 def args_mask(args: PyTree) -> PyTree[bool]:

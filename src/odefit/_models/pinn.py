@@ -8,6 +8,7 @@ from jaxtyping import Array, ArrayLike, Float, PyTree
 
 from .._conditions import AbstractCondition
 from .._custom_types import Key, Scalar
+from .._family import Family, family_scale
 from .._memory import check_mlp
 from .._problems import AbstractProblem
 from .._validate import check_bool, check_int, check_key, check_scale
@@ -18,24 +19,24 @@ def _check_positive_int(value, name: str) -> int:
     return check_int(value, name, minimum=1)
 
 
-def _check_network(network, state: jax.ShapeDtypeStruct) -> None:
-    """Raises a `ValueError` unless `network` maps an array of shape `(1,)` and the
-    state's dtype to one array of the state's size and dtype. Checked abstractly
-    (`eqx.filter_eval_shape`): no computation runs."""
-    received = f"an array of shape (1,) and dtype {state.dtype}"
+def _check_network(network, state: jax.ShapeDtypeStruct, in_size: int = 1) -> None:
+    """Raises a `ValueError` unless `network` maps an array of shape `(in_size,)`
+    and the state's dtype to one array of the state's size and dtype. Checked
+    abstractly (`eqx.filter_eval_shape`): no computation runs."""
+    received = f"an array of shape ({in_size},) and dtype {state.dtype}"
     if not callable(network):
         raise ValueError(
             "`network` must be callable: an Equinox module mapping the scaled time "
             f"τ, {received}, to {state.size} output(s); got "
             f"{type(network).__name__}."
         )
-    dummy = jax.ShapeDtypeStruct((1,), state.dtype)
+    dummy = jax.ShapeDtypeStruct((in_size,), state.dtype)
     try:
         out = eqx.filter_eval_shape(network, dummy)
     except Exception as e:
         raise ValueError(
             f"`network` raised {type(e).__name__} when called on the scaled time "
-            f"τ, {received} (as `eqx.nn.MLP(in_size=1, ...)` takes it): {e}"
+            f"τ, {received} (as `eqx.nn.MLP(in_size={in_size}, ...)` takes it): {e}"
         ) from e
     if not isinstance(out, jax.ShapeDtypeStruct):
         raise ValueError(
@@ -107,6 +108,12 @@ class PINN(AbstractModel):
     A `PINN` maps one scalar `t` to an array of the state's shape; use `jax.vmap`
     for many times.
 
+    For a family of ODEs (a problem with [`odefit.Varies`][] entries) the network
+    also takes the member's parameters $p$, each scaled to $[-1, 1]$ over its
+    interval, and the conditions built in are those of member $p$: the model is
+    called as `model(t, params)`, and a `network` of your own takes an input of
+    shape `(1 + problem.family.size,)`.
+
     **Arguments:**
 
     - `problem`: the problem whose solution this approximates.
@@ -153,6 +160,7 @@ class PINN(AbstractModel):
     t0: float = eqx.field(static=True)
     t1: float = eqx.field(static=True)
     shape: tuple[int, ...] = eqx.field(static=True)
+    family: Family | None = None
 
     def __init__(
         self,
@@ -172,6 +180,9 @@ class PINN(AbstractModel):
                 f"got {type(problem).__name__}."
             )
         state = problem.state
+        # A family's network also takes its parameters, scaled to [-1, 1].
+        family = problem.family
+        in_size = 1 if family is None else 1 + family.size
         if network is None:
             width = _check_positive_int(width, "width")
             depth = _check_positive_int(depth, "depth")
@@ -206,15 +217,19 @@ class PINN(AbstractModel):
                     "PINN builds when no `network` is passed. Configure your "
                     "network when you build it."
                 )
-            _check_network(network, jax.ShapeDtypeStruct(state.shape, state.dtype))
+            _check_network(
+                network, jax.ShapeDtypeStruct(state.shape, state.dtype), in_size
+            )
             _check_trainable(network)
-        if scale is None:
+        if scale is None and family is not None:
+            scale = family_scale(problem)
+        elif scale is None:
             scale = problem.characteristic_scale()
         else:
             scale = check_scale(scale, state)
         if network is None:
             network = eqx.nn.MLP(
-                in_size=1,
+                in_size=in_size,
                 out_size=state.size,
                 width_size=width,
                 depth=depth,
@@ -224,6 +239,13 @@ class PINN(AbstractModel):
             )
         self.network = network
         hard_constraints = check_bool(hard_constraints, "hard_constraints")
+        if family is not None and not hard_constraints:
+            raise ValueError(
+                "`hard_constraints=False` is not supported for a family of ODEs "
+                f"(the problem's `odefit.Varies` {family.names}): its conditions "
+                "are built into the network exactly, for every member."
+            )
+        self.family = family
         self.condition = problem.condition() if hard_constraints else None
         self.scale = scale
         self.t0, self.t1 = problem.t0, problem.t1
@@ -235,16 +257,47 @@ class PINN(AbstractModel):
         only hold an `eqx.nn.MLP`; kept so that existing code runs unchanged."""
         return self.network
 
-    def __call__(self, t: Scalar) -> Float[Array, "*state"]:
+    def __call__(
+        self, t: Scalar, params: Float[Array, " family"] | None = None
+    ) -> Float[Array, "*state"]:
+        if params is not None or self.family is not None:
+            return self._member(t, params)
         t = jnp.asarray(t, self.scale.dtype)
         s = (t - self.t0) / (self.t1 - self.t0)
         tau = jnp.expand_dims(2 * s - 1, 0)
         n = self.network(tau).reshape(self.shape) * self.scale
         return n if self.condition is None else self.condition(t, s, n)
 
-    def predict(self, ts: Float[Array, " times"]) -> Float[Array, "times *state"]:
-        """The states at times `ts` (`jax.vmap` of the model)."""
-        return jax.vmap(self)(ts)
+    def _member(self, t, params):
+        """The state of family member `params` at `t`."""
+        if self.family is None:
+            raise TypeError(
+                "`params` was given, but this PINN was built for a single ODE (its "
+                "problem has no `odefit.Varies`); call it as `model(t)`."
+            )
+        if params is None:
+            raise TypeError(
+                "This PINN solves a family of ODEs over "
+                f"{self.family.names}: call it as `model(t, params)` with `params` "
+                f"of shape ({self.family.size},)."
+            )
+        params = self.family.check(params)
+        t = jnp.asarray(t, self.scale.dtype)
+        s = (t - self.t0) / (self.t1 - self.t0)
+        inputs = jnp.concatenate(
+            [jnp.expand_dims(2 * s - 1, 0), self.family.scaled(params)]
+        )
+        n = self.network(inputs).reshape(self.shape) * self.scale
+        return self.family.set_states(self.condition, params)(t, s, n)
+
+    def predict(
+        self, ts: Float[Array, " times"], params: Float[Array, " family"] | None = None
+    ) -> Float[Array, "times *state"]:
+        """The states at times `ts` (`jax.vmap` of the model); for a family, of
+        member `params`."""
+        if params is None and self.family is None:
+            return jax.vmap(self)(ts)
+        return jax.vmap(lambda t: self(t, params))(ts)
 
     def trainable(self) -> PyTree[bool]:
         """The filter spec of the trained leaves: the network's (every inexact
@@ -264,6 +317,15 @@ class PINN(AbstractModel):
         return self.condition is not None
 
     def check_problem(self, problem, *, name: str = "`model`") -> None:
+        mine = None if self.family is None else self.family.names
+        theirs = None if problem.family is None else problem.family.names
+        if mine != theirs:
+            built = "a single ODE" if mine is None else f"a family over {mine}"
+            posed = "a single ODE" if theirs is None else f"a family over {theirs}"
+            raise ValueError(
+                f"{name} was built for {built} but the problem is {posed}; build "
+                "the model from this problem (odefit.PINN(problem, ...))."
+            )
         if (self.t0, self.t1) != (problem.t0, problem.t1):
             raise ValueError(
                 f"{name} was built for [{self.t0}, {self.t1}] but the problem is on "
