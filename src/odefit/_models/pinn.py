@@ -9,7 +9,7 @@ from jaxtyping import Array, ArrayLike, Float, PyTree
 from .._conditions import AbstractCondition
 from .._custom_types import Key, Scalar
 from .._memory import check_mlp
-from .._problems import AbstractProblem
+from .._problems import AbstractProblem, relaxation_rates, stiff_scale
 from .._validate import check_bool, check_int, check_key, check_scale
 from .base import AbstractModel
 
@@ -150,6 +150,7 @@ class PINN(AbstractModel):
     network: eqx.Module
     condition: AbstractCondition | None
     scale: Float[Array, "*state"]
+    residual_units: Float[Array, "*state"] | None
     t0: float = eqx.field(static=True)
     t1: float = eqx.field(static=True)
     shape: tuple[int, ...] = eqx.field(static=True)
@@ -164,6 +165,7 @@ class PINN(AbstractModel):
         activation: Callable[[Array], Array] = jnp.tanh,
         hard_constraints: bool = True,
         scale: Float[ArrayLike, "*state"] | None = None,
+        stiff: bool = False,
         key: Key | None = None,
     ):
         if not isinstance(problem, AbstractProblem):
@@ -208,8 +210,9 @@ class PINN(AbstractModel):
                 )
             _check_network(network, jax.ShapeDtypeStruct(state.shape, state.dtype))
             _check_trainable(network)
+        stiff = check_bool(stiff, "stiff")
         if scale is None:
-            scale = problem.characteristic_scale()
+            scale = stiff_scale(problem) if stiff else problem.characteristic_scale()
         else:
             scale = check_scale(scale, state)
         if network is None:
@@ -226,6 +229,10 @@ class PINN(AbstractModel):
         hard_constraints = check_bool(hard_constraints, "hard_constraints")
         self.condition = problem.condition() if hard_constraints else None
         self.scale = scale
+        if stiff:
+            self.residual_units = scale * jnp.maximum(1.0, relaxation_rates(problem))
+        else:
+            self.residual_units = None
         self.t0, self.t1 = problem.t0, problem.t1
         self.shape = state.shape
 
@@ -255,8 +262,10 @@ class PINN(AbstractModel):
 
     def residual_scale(self) -> Float[Array, "*state"]:
         """The units of the state in which the physics residual is measured:
-        `scale` (the training core divides by `scale / (t1 - t0)**order`)."""
-        return self.scale
+        `scale`, or with `stiff=True` `scale` times each component's relaxation
+        rates over the interval (the training core divides by
+        `units / (t1 - t0)**order`)."""
+        return self.scale if self.residual_units is None else self.residual_units
 
     def conditions_built_in(self) -> bool:
         """Whether the initial/boundary conditions hold exactly by construction
