@@ -344,7 +344,7 @@ def _implicit_path(field, t0, t1, y0, args):
 
 
 # The step budget of the loose implicit solves used for scales and windows.
-_IMPLICIT_STEPS = 8192
+_IMPLICIT_STEPS = 65_536
 
 
 def _implicit_peak(field, t0, t1, y0, args):
