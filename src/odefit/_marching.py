@@ -28,10 +28,10 @@ from ._losses import Term
 from ._models.base import AbstractModel
 from ._models.pinn import PINN
 from ._problems import (
+    _IMPLICIT_STEPS,
     IVP,
     AbstractProblem,
     SecondOrderIVP,
-    _IMPLICIT_STEPS,
     _implicit_path,
     _trajectory,
     stiff_scale,
@@ -166,7 +166,10 @@ def auto_breakpoints(
     of its peak: a decay $y \propto t^{-p}$ then moves by the same amount in every
     decade of time, and the windows grow geometrically, each as long as the local
     time scale allows (about a factor $e^{\text{max\_change}/p}$ per window).
-    Components of size 1e-5 beside others of size 1 count as much as those.
+    Components of size 1e-5 beside others of size 1 count as much as those. The
+    first window is at most 10 of the fastest relaxation times at $t_0$
+    ($1/\max_i |\partial f_i/\partial y_i|$), so that it resolves the layer in
+    which an initial state off the slow manifold relaxes onto it.
 
     **Arguments:**
 
@@ -196,7 +199,30 @@ def auto_breakpoints(
     total = float(travelled[-1])
     count = max(1, math.ceil(total / max_change))
     inner = np.interp(total * np.arange(1, count) / count, travelled, ts).tolist()
+    if stiff:
+        # An initial state off the slow manifold relaxes onto it in a few of the
+        # fastest relaxation times at t0: a layer too thin to show in the change
+        # measure, but one window must resolve it.
+        layer = problem.t0 + _LAYER / float(_fastest_rate(problem))
+        first = inner[0] if inner else problem.t1
+        if layer < first:
+            inner = [layer, *inner]
     return (problem.t0, *inner, problem.t1)
+
+
+# The first stiff window is at most this many of the fastest relaxation times
+# at t0 (an initial layer has decayed by e^-10 by then).
+_LAYER = 10.0
+
+
+def _fastest_rate(problem: IVP):
+    args = resolve_args(problem.args)
+    state = problem.y0
+    t0 = jnp.asarray(problem.t0, state.dtype)
+    jac = jax.jacfwd(
+        lambda y: problem.vector_field(t0, y.reshape(state.shape), args).ravel()
+    )(state.ravel())
+    return jnp.max(jnp.abs(jnp.diagonal(jac))) + jnp.finfo(state.dtype).tiny
 
 
 def _rk4_speed(problem: AbstractProblem, resolution: int):

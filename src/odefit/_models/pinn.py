@@ -4,12 +4,14 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.tree_util as jtu
+import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PyTree
 
 from .._conditions import AbstractCondition
 from .._custom_types import Key, Scalar
 from .._memory import check_mlp
 from .._problems import AbstractProblem, relaxation_rates, stiff_scale
+from .._unknown import resolve_args
 from .._validate import check_bool, check_int, check_key, check_scale
 from .base import AbstractModel
 
@@ -82,6 +84,51 @@ def _check_trainable(network) -> None:
         ) from e
 
 
+def _projector(conserved, problem: AbstractProblem, hard: bool) -> Array:
+    r"""$P = I - A^\top (A A^\top)^{-1} A$, the projection onto the directions
+    that leave every conserved quantity $A y$ unchanged."""
+    state = problem.state
+    if problem.order != 1 or not hard:
+        raise ValueError(
+            "`conserved` needs a first-order initial-value problem (odefit.IVP) "
+            "with `hard_constraints=True`: the laws are built into "
+            "y = y0 + s N, which then keeps A y = A y0 exactly; got "
+            f"{type(problem).__name__} with hard_constraints={hard}."
+        )
+    try:
+        a = np.asarray(conserved, dtype=float)
+    except (TypeError, ValueError) as e:
+        raise TypeError(
+            "`conserved` must be a matrix of shape (laws, state size), got "
+            f"{type(conserved).__name__}."
+        ) from e
+    if a.ndim == 1:
+        a = a[None]
+    if a.ndim != 2 or a.shape[1] != state.size or not 0 < a.shape[0] < state.size:
+        raise ValueError(
+            f"`conserved` must have shape (laws, {state.size}) with 1 <= laws < "
+            f"{state.size} (one row per conserved linear combination A y of the "
+            f"state), got shape {a.shape}."
+        )
+    if not np.all(np.isfinite(a)) or np.linalg.matrix_rank(a) < a.shape[0]:
+        raise ValueError(
+            "`conserved` must be finite with linearly independent rows, got "
+            f"{a.tolist()}."
+        )
+    field = problem.first_order_field()
+    t0 = jnp.asarray(problem.t0, state.dtype)
+    rate = np.asarray(field(t0, state, resolve_args(problem.args))).ravel()
+    drift = a @ rate
+    size = np.abs(a) @ np.abs(rate) + np.finfo(np.float32).tiny
+    if np.any(np.abs(drift) > 1e-5 * size):
+        raise ValueError(
+            "`conserved` does not hold for this problem: A f(t0, y0) should be 0 "
+            f"but is {drift.tolist()} (A = {a.tolist()})."
+        )
+    projector = np.eye(state.size) - a.T @ np.linalg.solve(a @ a.T, a)
+    return jnp.asarray(projector, state.dtype)
+
+
 class PINN(AbstractModel):
     r"""A physics-informed network ansatz for a problem's solution.
 
@@ -126,6 +173,21 @@ class PINN(AbstractModel):
         coarse fixed-step RK4 integration of the problem (for a `BVP`, the larger
         boundary value; 1 where that is zero). The residual is measured in the
         same units (divided by `scale / (t1 - t0)**order`).
+    - `stiff`: for stiff problems (time scales decades apart, as in chemical
+        kinetics; use float64). The default `scale` then comes from an implicit
+        (`Kvaerno5`) solve and keeps components far smaller than the others (a
+        species of size 1e-5 beside one of size 1), and the residual of
+        component $i$ is measured in units of its relaxation: divided by
+        $\max(1, (t_1 - t_0) \max_t |\partial f_i/\partial y_i|)$ on top of the
+        state scale, so that a stiff component's residual counts as its state
+        error does, instead of outweighing the slow components by its
+        stiffness. Usually with [`odefit.fit_marching`][]`(..., stiff=True)`.
+    - `conserved`: linear conservation laws $A y(t) = A y_0$, as a matrix $A$
+        of shape `(laws, state size)` (or one row), e.g. `[[1, 1, 1]]` for
+        $y_1 + y_2 + y_3$ constant. Built into the ansatz: the network's output
+        is projected onto the null space of $A$, so the laws hold exactly at
+        every $t$. Only for an `IVP` with `hard_constraints=True`; checked
+        against the vector field at $t_0$.
     - `key`: a `jax.random` key for the initial weights of the default MLP;
         required without `network`, ignored with it.
 
@@ -151,6 +213,7 @@ class PINN(AbstractModel):
     condition: AbstractCondition | None
     scale: Float[Array, "*state"]
     residual_units: Float[Array, "*state"] | None
+    projector: Float[Array, "size size"] | None
     t0: float = eqx.field(static=True)
     t1: float = eqx.field(static=True)
     shape: tuple[int, ...] = eqx.field(static=True)
@@ -166,6 +229,7 @@ class PINN(AbstractModel):
         hard_constraints: bool = True,
         scale: Float[ArrayLike, "*state"] | None = None,
         stiff: bool = False,
+        conserved: Float[ArrayLike, "laws size"] | None = None,
         key: Key | None = None,
     ):
         if not isinstance(problem, AbstractProblem):
@@ -233,6 +297,11 @@ class PINN(AbstractModel):
             self.residual_units = scale * jnp.maximum(1.0, relaxation_rates(problem))
         else:
             self.residual_units = None
+        self.projector = (
+            None
+            if conserved is None
+            else _projector(conserved, problem, self.condition is not None)
+        )
         self.t0, self.t1 = problem.t0, problem.t1
         self.shape = state.shape
 
@@ -247,6 +316,8 @@ class PINN(AbstractModel):
         s = (t - self.t0) / (self.t1 - self.t0)
         tau = jnp.expand_dims(2 * s - 1, 0)
         n = self.network(tau).reshape(self.shape) * self.scale
+        if self.projector is not None:
+            n = (self.projector @ n.ravel()).reshape(self.shape)
         return n if self.condition is None else self.condition(t, s, n)
 
     def predict(self, ts: Float[Array, " times"]) -> Float[Array, "times *state"]:
