@@ -84,9 +84,10 @@ def _check_trainable(network) -> None:
         ) from e
 
 
-def _projector(conserved, problem: AbstractProblem, hard: bool) -> Array:
-    r"""$P = I - A^\top (A A^\top)^{-1} A$, the projection onto the directions
-    that leave every conserved quantity $A y$ unchanged."""
+def _projector(conserved, problem: AbstractProblem, hard: bool, scale) -> Array:
+    r"""$P = I - W A^\top (A W A^\top)^{-1} A$ with $W = \mathrm{diag}(s^2)$: a
+    projection onto the directions that leave every conserved quantity $A y$
+    unchanged."""
     state = problem.state
     if problem.order != 1 or not hard:
         raise ValueError(
@@ -125,7 +126,11 @@ def _projector(conserved, problem: AbstractProblem, hard: bool) -> Array:
             "`conserved` does not hold for this problem: A f(t0, y0) should be 0 "
             f"but is {drift.tolist()} (A = {a.tolist()})."
         )
-    projector = np.eye(state.size) - a.T @ np.linalg.solve(a @ a.T, a)
+    # Oblique, weighted by the squared scales: the correction that restores the
+    # laws falls on the large components, and a species of size 1e-5 is not
+    # perturbed by one of size 1.
+    w = np.diag(np.asarray(scale, dtype=float).ravel() ** 2)
+    projector = np.eye(state.size) - w @ a.T @ np.linalg.solve(a @ w @ a.T, a)
     return jnp.asarray(projector, state.dtype)
 
 
@@ -185,8 +190,9 @@ class PINN(AbstractModel):
     - `conserved`: linear conservation laws $A y(t) = A y_0$, as a matrix $A$
         of shape `(laws, state size)` (or one row), e.g. `[[1, 1, 1]]` for
         $y_1 + y_2 + y_3$ constant. Built into the ansatz: the network's output
-        is projected onto the null space of $A$, so the laws hold exactly at
-        every $t$. Only for an `IVP` with `hard_constraints=True`; checked
+        is projected onto the null space of $A$ (along the large components:
+        the projection is weighted by the squared scales), so the laws hold at
+        every $t$ to rounding. Only for an `IVP` with `hard_constraints=True`; checked
         against the vector field at $t_0$.
     - `key`: a `jax.random` key for the initial weights of the default MLP;
         required without `network`, ignored with it.
@@ -300,7 +306,7 @@ class PINN(AbstractModel):
         self.projector = (
             None
             if conserved is None
-            else _projector(conserved, problem, self.condition is not None)
+            else _projector(conserved, problem, self.condition is not None, scale)
         )
         self.t0, self.t1 = problem.t0, problem.t1
         self.shape = state.shape
