@@ -185,6 +185,17 @@ def run_marching(problem, ts, reference, budget, *, width=16, **options):
     )
     wall = time.perf_counter() - tic
     errors = score(result.model, ts, reference)
+    # 100 of the scoring times, for the docs' plots: the reference and the
+    # pointwise error of each component relative to its peak.
+    every = max(1, ts.size // 100)
+    pred = jax.vmap(result.model)(ts[::every])
+    peak = jnp.max(jnp.abs(reference), axis=0)
+    curves = dict(
+        t=ts[::every].tolist(),
+        reference=reference[::every].T.tolist(),
+        error=(jnp.abs(pred - reference[::every]) / peak).T.tolist(),
+        breakpoints=list(result.breakpoints),
+    )
     if result.stop_reason != "completed":
         # The solution covers the fitted windows only: score it where it exists.
         errors = None
@@ -193,6 +204,7 @@ def run_marching(problem, ts, reference, budget, *, width=16, **options):
         wall_time=round(wall, 1),
         windows=len(result.breakpoints) - 1,
         stop_reason=result.stop_reason.split(":")[0][:120],
+        curves=curves,
     )
 
 
@@ -219,12 +231,104 @@ def ablation(problem, ts, reference, budget, full_windows):
     return rows
 
 
+BARS = {
+    "robertson": "Robertson, [0, 1e5]",
+    "van_der_pol_100": "Van der Pol mu = 100, two periods",
+    "hires": "HIRES, [0, 321.8122]",
+    "van_der_pol_1000": "Van der Pol mu = 1000, two periods",
+}
+
+
+def _errors(row) -> str:
+    if row.get("errors") is None:
+        return f"not finished ({row['stop_reason']})"
+    return ", ".join(f"{x:.1e}" for x in row["errors"])
+
+
+def _worst(row) -> str:
+    if row.get("errors") is None:
+        return "-"
+    return f"{max(row['errors']):.1e}"
+
+
+def markdown(data: dict) -> str:
+    """The tables of benchmarks/README.md and docs/how-to/stiff.md."""
+    lines = [
+        "| problem | method | windows | wall time (s) | worst component | "
+        "relative L2 per component | bar 1e-3 met |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, label in BARS.items():
+        entry = data["problems"].get(name)
+        if entry is None:
+            lines.append(f"| {label} | not run | | | | | |")
+            continue
+        for method in ("plain default", "full"):
+            row = entry[method]
+            met = row.get("errors") is not None and max(row["errors"]) <= 1e-3
+            shown = "stiff marching (full)" if method == "full" else method
+            lines.append(
+                f"| {label} | {shown} | {row['windows']} | {row['wall_time']:.0f} | "
+                f"{_worst(row)} | {_errors(row)} | {'yes' if met else 'no'} |"
+            )
+    lines += [
+        "",
+        "Ablation on Robertson (each row: the full method less one piece):",
+        "",
+    ]
+    lines += [
+        "| variant | windows | wall time (s) | worst component | relative L2 per "
+        "component |",
+        "|---|---|---|---|---|",
+    ]
+    entry = data["problems"].get("robertson", {})
+    rows = {"full": entry.get("full"), **entry.get("ablation", {})}
+    rows["plain default"] = entry.get("plain default")
+    for variant, row in rows.items():
+        if row is None:
+            continue
+        lines.append(
+            f"| {variant} | {row['windows']} | {row['wall_time']:.0f} | "
+            f"{_worst(row)} | {_errors(row)} |"
+        )
+    loads = [
+        (n, e.get("load_average_start"), e.get("load_average_end"))
+        for n, e in data["problems"].items()
+    ]
+    lines += [
+        "",
+        "float64, one run each, every run bounded to 600 s. Command: "
+        f"`{data.get('command')}` ({data.get('date')}, odefit "
+        f"{data.get('versions', {}).get('odefit_commit', '?')}). Wall times include "
+        "compilation and were taken on a 2-core CPU shared with other jobs; load "
+        "averages (1, 5, 15 min) at the start and end of each problem: "
+        + "; ".join(f"{n} {a} -> {b}" for n, a, b in loads)
+        + ". The errors do not depend on the load.",
+    ]
+    return "\n".join(lines)
+
+
+def write_readme(data: dict) -> None:
+    readme = Path(__file__).resolve().parent / "README.md"
+    text = readme.read_text(encoding="utf-8")
+    start, end = "<!-- stiff:start -->", "<!-- stiff:end -->"
+    if start in text and end in text:
+        head, rest = text.split(start, 1)
+        _, tail = rest.split(end, 1)
+        text = f"{head}{start}\n{markdown(data)}\n{end}{tail}"
+        readme.write_text(text, encoding="utf-8")
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--only", default=None)
     parser.add_argument("--budget", type=float, default=600.0)
     parser.add_argument("--no-ablation", action="store_true")
+    parser.add_argument("--readme", action="store_true", help="only rewrite README")
     ns = parser.parse_args()
+    if ns.readme:
+        write_readme(json.loads(RESULTS.read_text()))
+        return
     command = "python benchmarks/stiff.py " + " ".join(sys.argv[1:])
     out = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
     out.setdefault("problems", {})
@@ -236,6 +340,8 @@ def main():
             continue
         reference = problem.solve(ts)
         entry = {"load_average_start": load_average()}
+        if ns.no_ablation and "ablation" in out["problems"].get(name, {}):
+            entry["ablation"] = out["problems"][name]["ablation"]
         entry["full"] = run_marching(problem, ts, reference, ns.budget, stiff=True)
         print(name, "full", entry["full"], flush=True)
         entry["plain default"] = run_plain(problem, ts, reference, ns.budget)
@@ -249,6 +355,7 @@ def main():
         out["problems"][name] = entry
         out["load_average_end"] = load_average()
         RESULTS.write_text(json.dumps(out, indent=2) + "\n")
+        write_readme(out)
 
 
 if __name__ == "__main__":

@@ -540,6 +540,21 @@ NOT_MEASURED = [
     NotMeasured("src/odefit/_models/neural_ode.py", "rtol=1e-5, atol=1e-6", _DEFAULT),
     NotMeasured("src/odefit/_problems.py", "1e-11/1e-12", _DEFAULT),
     NotMeasured("src/odefit/_problems.py", "1e-6/1e-7", _DEFAULT),
+    # docs/how-to/stiff.md: the problems' own constants, and tolerances.
+    NotMeasured(
+        "docs/how-to/stiff.md",
+        "rates from 0.04 to 3e7",
+        "the rate constants of the Robertson problem",
+    ),
+    NotMeasured(
+        "docs/how-to/stiff.md",
+        "never exceeds a few times 1e-5",
+        "a property of the Robertson solution (its y2 peaks at 3.65e-5)",
+    ),
+    NotMeasured(
+        "docs/how-to/stiff.md", "a species of size 1e-5", "an illustration"
+    ),
+    NotMeasured("docs/how-to/stiff.md", "a tolerance of 1e-13", _TOLERANCE),
 ]
 
 

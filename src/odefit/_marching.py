@@ -162,11 +162,12 @@ def auto_breakpoints(
     With `stiff=True` (for stiff problems, whose dynamics span decades of time
     and of magnitude) the path is that of an implicit solver (diffrax `Kvaerno5`,
     adaptive, so that it follows the fast transients), and each component is
-    measured relative to its *current* size, $\max(|y_i(t)|, 10^{-3} s_i)$, instead
+    measured relative to its *current* size, $\max(|y_i(t)|, \epsilon s_i)$ with
+    $\epsilon$ = `1e-3`, instead
     of its peak: a decay $y \propto t^{-p}$ then moves by the same amount in every
     decade of time, and the windows grow geometrically, each as long as the local
     time scale allows (about a factor $e^{\text{max\_change}/p}$ per window).
-    Components of size 1e-5 beside others of size 1 count as much as those. The
+    Components of size `1e-5` beside others of size 1 count as much as those. The
     first window is at most 10 of the fastest relaxation times at $t_0$
     ($1/\max_i |\partial f_i/\partial y_i|$), so that it resolves the layer in
     which an initial state off the slow manifold relaxes onto it.

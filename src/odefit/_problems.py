@@ -254,7 +254,7 @@ def _diffrax_solve(
     """The diffrax solution at `ts`. `solver=None` picks one: `Tsit5`, and, when it
     runs out of steps (a stiff problem), `Kvaerno5` with `atol` per component
     relative to the solution's size (`stiff_scale`), so that a species of size
-    1e-5 is resolved as finely as one of size 1."""
+    `1e-5` is resolved as finely as one of size 1."""
     if rtol is None or atol is None:
         default_rtol, default_atol = _default_tolerances(dtype)
         rtol = default_rtol if rtol is None else rtol
@@ -335,7 +335,7 @@ def _implicit_path(field, t0, t1, y0, args):
         y0=y0,
         args=args,
         saveat=dfx.SaveAt(t0=True, steps=True),
-        # A small atol, so that a species of size 1e-5 is followed closely too.
+        # A small atol, so that a species of size `1e-5` is followed closely too.
         stepsize_controller=dfx.PIDController(rtol=1e-6, atol=1e-12),
         max_steps=_IMPLICIT_STEPS,
         throw=False,
@@ -387,7 +387,7 @@ def _trajectory(field, t0: float, t1: float, y0, args, steps: int):
 def _rk4_peak(field, t0, t1, y0, args, steps: int = 256):
     """The largest |state| met by a coarse fixed-step RK4 integration: a cheap
     estimate of the solution's size, accurate to a few per cent, for scaling.
-    Also says whether it is trustworthy: the same peak, within 10%, with half the
+    Also says whether it is trustworthy: the same peak, within a tenth, with half the
     steps (on a stiff problem a coarse explicit method is unstable and the two
     differ, or blow up)."""
     path = _trajectory(field, t0, t1, y0, args, steps)
@@ -416,9 +416,9 @@ def _peak(field, t0, t1, y0, args):
 
 def stiff_scale(problem) -> Float[Array, "*state"]:
     """The peak |state| of each component along a loose implicit solve, keeping
-    components far smaller than the others (a radical's 1e-8 beside a reactant's
-    1): only exact zeros, or sizes near the dtype's rounding of the largest, fall
-    back to 1. For first-order problems; others use `characteristic_scale`."""
+    components far smaller than the others (a radical of size `1e-8` beside a
+    reactant of size one): only exact zeros, or sizes near the dtype's rounding
+    of the largest, fall back to 1. For first-order problems; others use `characteristic_scale`."""
     if not isinstance(problem, IVP):
         return problem.characteristic_scale()
     peak = _implicit_peak(
@@ -613,7 +613,7 @@ class IVP(AbstractProblem):
         - `solver`: a diffrax solver. Default: `Tsit5()`, and when that runs out
             of steps (a stiff problem) `Kvaerno5()`, implicit, with `atol` taken
             per component relative to its peak magnitude (so that a species of
-            size 1e-5 is resolved to the same relative accuracy as one of size 1).
+            size `1e-5` is resolved to the same relative accuracy as one of size 1).
         - `rtol`, `atol`: tolerances; default 1e-11/1e-12 in float64 and
             1e-6/1e-7 in float32.
         - `max_steps`: the solver's step budget.

@@ -127,7 +127,7 @@ def _projector(conserved, problem: AbstractProblem, hard: bool, scale) -> Array:
             f"but is {drift.tolist()} (A = {a.tolist()})."
         )
     # Oblique, weighted by the squared scales: the correction that restores the
-    # laws falls on the large components, and a species of size 1e-5 is not
+    # laws falls on the large components, and a species of size `1e-5` is not
     # perturbed by one of size 1.
     w = np.diag(np.asarray(scale, dtype=float).ravel() ** 2)
     projector = np.eye(state.size) - w @ a.T @ np.linalg.solve(a @ w @ a.T, a)
@@ -181,7 +181,7 @@ class PINN(AbstractModel):
     - `stiff`: for stiff problems (time scales decades apart, as in chemical
         kinetics; use float64). The default `scale` then comes from an implicit
         (`Kvaerno5`) solve and keeps components far smaller than the others (a
-        species of size 1e-5 beside one of size 1), and the residual of
+        species of size `1e-5` beside one of size 1), and the residual of
         component $i$ is measured in units of its relaxation: divided by
         $\max(1, (t_1 - t_0) \max_t |\partial f_i/\partial y_i|)$ on top of the
         state scale, so that a stiff component's residual counts as its state
