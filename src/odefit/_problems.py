@@ -418,7 +418,8 @@ def stiff_scale(problem) -> Float[Array, "*state"]:
     """The peak |state| of each component along a loose implicit solve, keeping
     components far smaller than the others (a radical of size `1e-8` beside a
     reactant of size one): only exact zeros, or sizes near the dtype's rounding
-    of the largest, fall back to 1. For first-order problems; others use `characteristic_scale`."""
+    of the largest, fall back to 1. For first-order problems; others use
+    `characteristic_scale`."""
     if not isinstance(problem, IVP):
         return problem.characteristic_scale()
     peak = _implicit_peak(
