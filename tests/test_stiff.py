@@ -297,3 +297,28 @@ def test_stiff_marching_robertson_full_interval():
     pred = jax.vmap(result.model)(ts)
     for i in range(3):
         assert odefit.relative_l2(pred[:, i], reference[:, i]) < 1e-3, i
+
+
+@pytest.mark.slow
+def test_fit_to_tolerance_marches_stiff_problems():
+    """`fit_to_tolerance` recognises a stiff problem (coarse RK4 unstable) and
+    marches it with `stiff=True` first."""
+    problem = _robertson(1.0)
+    result = odefit.fit_to_tolerance(
+        problem, tol=1e-3, key=jax.random.key(0), time_budget=300, progress=False
+    )
+    assert result.choices[0]["attempt"] == "marching"
+    assert result.choices[0]["stiff"] is True
+    ts = _log_times(1.0, 1e-6, 200)
+    reference = problem.solve(ts)
+    pred = jax.vmap(result.model)(ts)
+    for i in range(3):
+        assert odefit.relative_l2(pred[:, i], reference[:, i]) < 1e-3, i
+
+
+def test_is_stiff():
+    from odefit._problems import is_stiff
+
+    assert is_stiff(_robertson())
+    decay = odefit.IVP(lambda t, y, args: -y, 0.0, 1.0, 1.0)
+    assert not is_stiff(decay)

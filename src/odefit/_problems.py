@@ -405,6 +405,18 @@ def _rk4_peak(field, t0, t1, y0, args, steps: int = 256):
     return peak, jnp.all(jnp.stack(jax.tree.leaves(agree)))
 
 
+def is_stiff(problem) -> bool:
+    """Whether a coarse explicit integration of `problem` over its interval is
+    unstable (`_rk4_peak` untrusted): the sign of a stiff problem, or of one much
+    faster than the interval."""
+    args = resolve_args(problem.args)
+    y0 = problem.y0 if problem.order == 1 else (problem.y0, problem.dy0)
+    _, trusted = eqx.filter_jit(_rk4_peak)(
+        problem.first_order_field(), problem.t0, problem.t1, y0, args
+    )
+    return not bool(trusted)
+
+
 def _peak(field, t0, t1, y0, args):
     """The peak |state| over [t0, t1]: by coarse RK4 when that is stable, otherwise
     along a loose implicit solve (stiff problems)."""
