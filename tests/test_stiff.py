@@ -129,6 +129,7 @@ def test_reference_agrees_with_a_second_method(name):
         assert error <= 1e-8, (i, float(error))
 
 
+@pytest.mark.slow
 def test_solve_falls_back_to_an_implicit_solver():
     """Tsit5 cannot finish Robertson on [0, 1e3] in the step budget; the default
     solve then switches to Kvaerno5 and matches an explicit Kvaerno5 solve."""
@@ -159,8 +160,8 @@ def test_characteristic_scale_survives_stiffness():
 def test_stiff_pinn_scales_and_units(getkey):
     problem = _robertson()
     model = odefit.PINN(problem, width=8, depth=1, stiff=True, key=getkey())
-    peaks = jnp.max(jnp.abs(problem.solve(_log_times(1e5, 1e-6, 200))), axis=0)
-    np.testing.assert_allclose(model.scale, peaks, rtol=1e-2)
+    # The peaks of the reference (Kvaerno5 at 1e-12): y1(0), max y2, y3(1e5).
+    np.testing.assert_allclose(model.scale, [1.0, 3.6487e-5, 0.98213], rtol=1e-3)
     # The residual of y2 is measured in its relaxation time (~1e4 per unit time at
     # late times, over an interval of 1e5), y3 (no self-coupling) in the scale.
     units = model.residual_scale() / model.scale
@@ -173,7 +174,7 @@ def test_stiff_pinn_scales_and_units(getkey):
 def test_stiff_scale_keeps_tiny_species(getkey):
     """A window late in Robertson's run, where y2 ~ 1e-7: the plain rule treats it
     as negligible (scale 1), `stiff=True` keeps it."""
-    y0 = _robertson().solve(jnp.array([0.0, 1e4]))[-1]
+    y0 = _robertson().solve(jnp.array([0.0, 1e4]), solver=dfx.Kvaerno5())[-1]
     problem = odefit.IVP(robertson, 1e4, 1e5, y0)
     stiff = odefit.PINN(problem, width=8, depth=1, stiff=True, key=getkey())
     assert 1e-8 < stiff.scale[1] < 1e-6
