@@ -352,6 +352,9 @@ def main():
             )
             print(name, "ablation", entry["ablation"], flush=True)
         entry["load_average_end"] = load_average()
+        # Merged into the file as it is now: several problems may run at once.
+        if RESULTS.is_file():
+            out["problems"] = json.loads(RESULTS.read_text())["problems"]
         out["problems"][name] = entry
         out["load_average_end"] = load_average()
         RESULTS.write_text(json.dumps(out, indent=2) + "\n")
