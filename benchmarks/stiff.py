@@ -324,6 +324,7 @@ def main():
     parser.add_argument("--only", default=None)
     parser.add_argument("--budget", type=float, default=600.0)
     parser.add_argument("--no-ablation", action="store_true")
+    parser.add_argument("--max-change", type=float, default=1.0)
     parser.add_argument("--readme", action="store_true", help="only rewrite README")
     ns = parser.parse_args()
     if ns.readme:
@@ -342,7 +343,10 @@ def main():
         entry = {"load_average_start": load_average()}
         if ns.no_ablation and "ablation" in out["problems"].get(name, {}):
             entry["ablation"] = out["problems"][name]["ablation"]
-        entry["full"] = run_marching(problem, ts, reference, ns.budget, stiff=True)
+        entry["full"] = run_marching(
+            problem, ts, reference, ns.budget, stiff=True, max_change=ns.max_change
+        )
+        entry["max_change"] = ns.max_change
         print(name, "full", entry["full"], flush=True)
         entry["plain default"] = run_plain(problem, ts, reference, ns.budget)
         print(name, "plain", entry["plain default"], flush=True)
