@@ -267,6 +267,8 @@ def markdown(data: dict) -> str:
             row = entry[method]
             met = row.get("errors") is not None and max(row["errors"]) <= 1e-3
             shown = "stiff marching (full)" if method == "full" else method
+            if method == "full":
+                shown += f", max_change {entry.get('max_change', 1.0):g}"
             lines.append(
                 f"| {label} | {shown} | {row['windows']} | {row['wall_time']:.0f} | "
                 f"{_worst(row)} | {_errors(row)} | {'yes' if met else 'no'} |"
@@ -297,9 +299,11 @@ def markdown(data: dict) -> str:
     ]
     lines += [
         "",
-        "float64, one run each, every run bounded to 600 s. Command: "
-        f"`{data.get('command')}` ({data.get('date')}, odefit "
-        f"{data.get('versions', {}).get('odefit_commit', '?')}). Wall times include "
+        "float64, one run each, every run bounded in wall time (`--budget`). "
+        "Each problem was written by its own `python benchmarks/stiff.py --only "
+        "NAME` run (the options are listed above the table); first run "
+        f"{data.get('date')}, odefit "
+        f"{data.get('versions', {}).get('odefit_commit', '?')}. Wall times include "
         "compilation and were taken on a 2-core CPU shared with other jobs; load "
         "averages (1, 5, 15 min) at the start and end of each problem: "
         + "; ".join(f"{n} {a} -> {b}" for n, a, b in loads)
@@ -347,6 +351,7 @@ def main():
             problem, ts, reference, ns.budget, stiff=True, max_change=ns.max_change
         )
         entry["max_change"] = ns.max_change
+        entry["command"] = command.strip()
         print(name, "full", entry["full"], flush=True)
         entry["plain default"] = run_plain(problem, ts, reference, ns.budget)
         print(name, "plain", entry["plain default"], flush=True)
