@@ -571,6 +571,21 @@ NOT_MEASURED = [
     NotMeasured(
         "src/odefit/_uncertainty.py", "default 1e-8 in float64 and 1e-4 in", _DEFAULT
     ),
+    # docs/how-to/stiff.md: the problems' own constants, and tolerances.
+    NotMeasured(
+        "docs/how-to/stiff.md",
+        "rates from 0.04 to 3e7",
+        "the rate constants of the Robertson problem",
+    ),
+    NotMeasured(
+        "docs/how-to/stiff.md",
+        "never exceeds a few times 1e-5",
+        "a property of the Robertson solution (its y2 peaks at 3.65e-5)",
+    ),
+    NotMeasured(
+        "docs/how-to/stiff.md", "a species of size 1e-5", "an illustration"
+    ),
+    NotMeasured("docs/how-to/stiff.md", "a tolerance of 1e-13", _TOLERANCE),
 ]
 
 

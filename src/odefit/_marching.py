@@ -27,7 +27,15 @@ from ._loop import interruptible
 from ._losses import Term
 from ._models.base import AbstractModel
 from ._models.pinn import PINN
-from ._problems import IVP, AbstractProblem, SecondOrderIVP, _trajectory
+from ._problems import (
+    _IMPLICIT_STEPS,
+    IVP,
+    AbstractProblem,
+    SecondOrderIVP,
+    _implicit_path,
+    _trajectory,
+    stiff_scale,
+)
 from ._result import FitResult, join_histories
 from ._stages import Stage, check_stages, fit_stages
 from ._unknown import has_unknowns, resolve_args
@@ -132,7 +140,11 @@ def _initial_state(problem: AbstractProblem):
 
 
 def auto_breakpoints(
-    problem: AbstractProblem, max_change: float = 1.0, *, resolution: int = 2048
+    problem: AbstractProblem,
+    max_change: float = 1.0,
+    *,
+    resolution: int = 2048,
+    stiff: bool = False,
 ) -> tuple[float, ...]:
     r"""Window boundaries chosen from the problem's own time and state scales.
 
@@ -147,15 +159,74 @@ def auto_breakpoints(
     \text{max\_change} \rceil$ windows: short windows where the solution moves fast,
     long ones where it is quiet, every window covering the same amount of change.
 
+    With `stiff=True` (for stiff problems, whose dynamics span decades of time
+    and of magnitude) the path is that of an implicit solver (diffrax `Kvaerno5`,
+    adaptive, so that it follows the fast transients), and each component is
+    measured relative to its *current* size, $\max(|y_i(t)|, \epsilon s_i)$ with
+    $\epsilon$ = `1e-3`, instead
+    of its peak: a decay $y \propto t^{-p}$ then moves by the same amount in every
+    decade of time, and the windows grow geometrically, each as long as the local
+    time scale allows (about a factor $e^{\text{max\_change}/p}$ per window).
+    Components of size `1e-5` beside others of size 1 count as much as those. The
+    first window is at most 10 of the fastest relaxation times at $t_0$
+    ($1/\max_i |\partial f_i/\partial y_i|$), so that it resolves the layer in
+    which an initial state off the slow manifold relaxes onto it.
+
     **Arguments:**
 
-    - `problem`: an [`odefit.IVP`][] or [`odefit.SecondOrderIVP`][].
+    - `problem`: an [`odefit.IVP`][] or [`odefit.SecondOrderIVP`][] (`stiff=True`:
+        an `IVP`).
     - `max_change`: the non-dimensional change allowed in one window.
-    - `resolution`: RK4 steps of the coarse integration.
+    - `resolution`: RK4 steps of the coarse integration (not used with `stiff`).
+    - `stiff`: measure along an implicit solve, relative to the current size.
 
     **Returns:** the breakpoints $t_0 = b_0 < \dots < b_K = t_1$.
     """
     max_change = check_float(max_change, "max_change", 0.0, open_minimum=True)
+    stiff = check_bool(stiff, "stiff")
+    if stiff:
+        ts, speed = _stiff_speed(problem)
+    else:
+        ts, speed = _rk4_speed(problem, resolution)
+    if not np.all(np.isfinite(speed)):
+        raise ValueError(
+            "The coarse integration used to choose the windows blew up; pass "
+            "`windows` explicitly"
+            + ("." if stiff else ", or `stiff=True` if the problem is stiff.")
+        )
+    travelled = np.concatenate(
+        [[0.0], np.cumsum((speed[1:] + speed[:-1]) / 2 * np.diff(ts))]
+    )
+    total = float(travelled[-1])
+    count = max(1, math.ceil(total / max_change))
+    inner = np.interp(total * np.arange(1, count) / count, travelled, ts).tolist()
+    if stiff:
+        # An initial state off the slow manifold relaxes onto it in a few of the
+        # fastest relaxation times at t0: a layer too thin to show in the change
+        # measure, but one window must resolve it.
+        layer = problem.t0 + _LAYER / float(_fastest_rate(problem))
+        first = inner[0] if inner else problem.t1
+        if layer < first:
+            inner = [layer, *inner]
+    return (problem.t0, *inner, problem.t1)
+
+
+# The first stiff window is at most this many of the fastest relaxation times
+# at t0 (an initial layer has decayed by e^-10 by then).
+_LAYER = 10.0
+
+
+def _fastest_rate(problem: IVP):
+    args = resolve_args(problem.args)
+    state = problem.y0
+    t0 = jnp.asarray(problem.t0, state.dtype)
+    jac = jax.jacfwd(
+        lambda y: problem.vector_field(t0, y.reshape(state.shape), args).ravel()
+    )(state.ravel())
+    return jnp.max(jnp.abs(jnp.diagonal(jac))) + jnp.finfo(state.dtype).tiny
+
+
+def _rk4_speed(problem: AbstractProblem, resolution: int):
     field = problem.first_order_field()
     args = resolve_args(problem.args)
     y0 = _initial_state(problem)
@@ -171,24 +242,46 @@ def auto_breakpoints(
             np.isfinite(scale) & (scale > 1e-6 * max(np.max(scale), 1.0)), scale, 1.0
         )
         rates.append(np.abs(np.gradient(y, ts, axis=0)) / scale)
-    speed = np.max(np.concatenate(rates, axis=1), axis=1)
-    if not np.all(np.isfinite(speed)):
-        raise ValueError(
-            "The coarse integration used to choose the windows blew up; pass "
-            "`windows` explicitly."
+    return ts, np.max(np.concatenate(rates, axis=1), axis=1)
+
+
+# How small, relative to its peak, a component may get and still have its
+# relative change counted (`auto_breakpoints(..., stiff=True)`).
+_RELATIVE_FLOOR = 1e-3
+
+
+def _stiff_speed(problem: AbstractProblem):
+    if not isinstance(problem, IVP):
+        raise TypeError(
+            "`stiff=True` needs a first-order odefit.IVP, got "
+            f"{type(problem).__name__}; write the problem in first-order form."
         )
-    travelled = np.concatenate(
-        [[0.0], np.cumsum((speed[1:] + speed[:-1]) / 2 * np.diff(ts))]
+    args = resolve_args(problem.args)
+    ts, ys = _implicit_path(
+        problem.vector_field, problem.t0, problem.t1, problem.y0, args
     )
-    total = float(travelled[-1])
-    count = max(1, math.ceil(total / max_change))
-    inner = np.interp(total * np.arange(1, count) / count, travelled, ts).tolist()
-    return (problem.t0, *inner, problem.t1)
+    ok = np.isfinite(np.asarray(ts))
+    if not ok.any() or not math.isclose(
+        float(np.asarray(ts)[ok][-1]), problem.t1, rel_tol=1e-9
+    ):
+        raise ValueError(
+            "The implicit solve used to choose the windows did not reach t1 "
+            f"within {_IMPLICIT_STEPS} steps; pass `windows` explicitly."
+        )
+    ts, ys = jnp.asarray(np.asarray(ts)[ok]), jnp.asarray(np.asarray(ys)[ok])
+    rates = jax.vmap(lambda t, y: problem.vector_field(t, y, args))(ts, ys)
+    ys = np.asarray(ys).reshape(ts.size, -1)
+    rates = np.asarray(rates).reshape(ts.size, -1)
+    scale = np.asarray(stiff_scale(problem)).ravel()
+    size = np.maximum(np.abs(ys), _RELATIVE_FLOOR * scale)
+    return np.asarray(ts), np.max(np.abs(rates) / size, axis=1)
 
 
-def _check_windows(windows, problem: AbstractProblem, max_change) -> tuple[float, ...]:
+def _check_windows(
+    windows, problem: AbstractProblem, max_change, stiff: bool = False
+) -> tuple[float, ...]:
     if windows is None:
-        return auto_breakpoints(problem, max_change)
+        return auto_breakpoints(problem, max_change, stiff=stiff)
     if isinstance(windows, bool):
         raise TypeError(f"`windows` must be an integer or a sequence, got {windows!r}.")
     if isinstance(windows, (int, np.integer)):
@@ -266,6 +359,7 @@ def fit_marching(
     callback: Callable | None = None,
     checkpoint_path: str | os.PathLike | None = None,
     devices: Sequence[jax.Device] | None = None,
+    stiff: bool = False,
 ) -> MarchingResult:
     r"""Fits an initial-value problem window by window (time marching).
 
@@ -294,7 +388,8 @@ def fit_marching(
         change within one window.
     - `model`: `model(window_problem, key)` builds a window's model (the window
         problem is on $[0, 1]$ in $s$); default
-        `odefit.PINN(window_problem, width=width, depth=depth, key=key)`.
+        `odefit.PINN(window_problem, width=width, depth=depth, stiff=stiff,
+        key=key)`.
     - `width`, `depth`: of the default model.
     - `warm_start`: initialise each window's network with the previous window's
         weights (the same architecture is needed).
@@ -302,6 +397,13 @@ def fit_marching(
         `callback`, `devices`: passed to every fit; `collocation` applies to
         stages that do not name their own. A term or callback sees the window's
         problem and model, in the window's time $s$.
+    - `stiff`: for stiff problems (first-order `IVP`s whose time scales lie
+        decades apart, as in chemical kinetics): automatic windows from
+        [`odefit.auto_breakpoints`][] with `stiff=True` (growing geometrically
+        where the dynamics span decades), and a default model
+        `odefit.PINN(..., stiff=True)` (state scales that keep tiny species,
+        the residual measured in each component's relaxation time). Use it
+        with float64 and [`odefit.LevenbergMarquardt`][].
     - `checkpoint_path`: window `k` checkpoints to
         `f"{checkpoint_path}.window{k}"` (and its stages to `...stage{i}`); a
         rerun skips the finished windows and resumes the interrupted one.
@@ -343,11 +445,12 @@ def fit_marching(
     check_bool(progress, "progress")
     check_bool(throw, "throw")
     stages = check_stages(stages)
-    breakpoints = _check_windows(windows, problem, max_change)
+    stiff = check_bool(stiff, "stiff")
+    breakpoints = _check_windows(windows, problem, max_change, stiff)
     if model is None:
 
         def model(window_problem, key):
-            return PINN(window_problem, width=width, depth=depth, key=key)
+            return PINN(window_problem, width=width, depth=depth, stiff=stiff, key=key)
 
     elif not callable(model):
         raise TypeError(

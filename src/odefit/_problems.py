@@ -252,6 +252,10 @@ def _check_solve_options(rtol, atol, max_steps, **flags):
 def _diffrax_solve(
     vector_field, t0, ts, y0, args, *, solver, rtol, atol, max_steps, dtype
 ):
+    """The diffrax solution at `ts`. `solver=None` picks one: `Tsit5`, and, when it
+    runs out of steps (a stiff problem), `Kvaerno5` with `atol` per component
+    relative to the solution's size (`stiff_scale`), so that a species of size
+    `1e-5` is resolved as finely as one of size 1."""
     if rtol is None or atol is None:
         default_rtol, default_atol = _default_tolerances(dtype)
         rtol = default_rtol if rtol is None else rtol
@@ -259,27 +263,24 @@ def _diffrax_solve(
     t_end = float(ts[-1])
     if t_end == t0:
         return jax.tree.map(lambda y: jnp.broadcast_to(y, (ts.size, *y.shape)), y0)
-    sol = dfx.diffeqsolve(
-        dfx.ODETerm(vector_field),
-        solver,
-        # As arrays, so that a new interval does not recompile the solve.
-        t0=jnp.asarray(t0, dtype),
-        t1=jnp.asarray(t_end, dtype),
-        dt0=None,
-        y0=y0,
-        args=args,
-        saveat=dfx.SaveAt(ts=ts),
-        stepsize_controller=dfx.PIDController(rtol=rtol, atol=atol),
-        max_steps=max_steps,
-        throw=False,
+    chosen = dfx.Tsit5() if solver is None else solver
+    sol = _solve_once(
+        vector_field, chosen, t0, t_end, ts, y0, args, rtol, atol, max_steps, dtype
     )
+    if solver is None and sol.result == dfx.RESULTS.max_steps_reached:
+        chosen = dfx.Kvaerno5()
+        peak = _implicit_peak(vector_field, t0, t_end, y0, args)
+        atol = jax.tree.map(lambda p: atol * _safe_scale(p, 1.0).astype(dtype), peak)
+        sol = _solve_once(
+            vector_field, chosen, t0, t_end, ts, y0, args, rtol, atol, max_steps, dtype
+        )
     if not bool(dfx.RESULTS.successful == sol.result):
         x64 = (
             "enable float64 (`jax.config.update('jax_enable_x64', True)` at the "
             "start of the script)"
         )
         float32 = jnp.dtype(dtype) == jnp.float32
-        if isinstance(solver, dfx.AbstractImplicitSolver):
+        if isinstance(chosen, dfx.AbstractImplicitSolver):
             advice = (
                 "In float32 an implicit solver's Newton iterations cannot meet the "
                 f"reference's tolerances: {x64}."
@@ -299,6 +300,64 @@ def _diffrax_solve(
             f"{str(dfx.RESULTS[sol.result]).rstrip('.')}. {advice}"
         )
     return sol.ys
+
+
+def _solve_once(
+    vector_field, solver, t0, t_end, ts, y0, args, rtol, atol, max_steps, dtype
+):
+    return dfx.diffeqsolve(
+        dfx.ODETerm(vector_field),
+        solver,
+        # As arrays, so that a new interval does not recompile the solve.
+        t0=jnp.asarray(t0, dtype),
+        t1=jnp.asarray(t_end, dtype),
+        dt0=None,
+        y0=y0,
+        args=args,
+        saveat=dfx.SaveAt(ts=ts),
+        stepsize_controller=dfx.PIDController(rtol=rtol, atol=atol),
+        max_steps=max_steps,
+        throw=False,
+    )
+
+
+@eqx.filter_jit
+def _implicit_path(field, t0, t1, y0, args):
+    """The accepted steps of a loose implicit (`Kvaerno5`) solve: times and states,
+    the unused slots of the step buffer filled with `inf`. Stable on stiff
+    problems, and its steps follow the solution's own time scales."""
+    dtype = jax.tree.leaves(y0)[0].dtype
+    sol = dfx.diffeqsolve(
+        dfx.ODETerm(field),
+        dfx.Kvaerno5(),
+        t0=jnp.asarray(t0, dtype),
+        t1=jnp.asarray(t1, dtype),
+        dt0=None,
+        y0=y0,
+        args=args,
+        saveat=dfx.SaveAt(t0=True, steps=True),
+        # A small atol, so that a species of size `1e-5` is followed closely too.
+        stepsize_controller=dfx.PIDController(rtol=1e-6, atol=1e-12),
+        max_steps=_IMPLICIT_STEPS,
+        throw=False,
+    )
+    return sol.ts, sol.ys
+
+
+# The step budget of the loose implicit solves used for scales and windows.
+_IMPLICIT_STEPS = 65_536
+
+
+def _implicit_peak(field, t0, t1, y0, args):
+    """The largest |state| along a loose implicit solve (`_implicit_path`)."""
+    ts, ys = _implicit_path(field, t0, t1, y0, args)
+    ok = jnp.isfinite(ts)
+    return jax.tree.map(
+        lambda y: jnp.max(
+            jnp.where(ok.reshape(-1, *([1] * (y.ndim - 1))), jnp.abs(y), 0.0), axis=0
+        ),
+        ys,
+    )
 
 
 def _trajectory(field, t0: float, t1: float, y0, args, steps: int):
@@ -328,9 +387,96 @@ def _trajectory(field, t0: float, t1: float, y0, args, steps: int):
 
 def _rk4_peak(field, t0, t1, y0, args, steps: int = 256):
     """The largest |state| met by a coarse fixed-step RK4 integration: a cheap
-    estimate of the solution's size, accurate to a few per cent, for scaling."""
+    estimate of the solution's size, accurate to a few per cent, for scaling.
+    Also says whether it is trustworthy: the same peak, within a tenth, with half the
+    steps (on a stiff problem a coarse explicit method is unstable and the two
+    differ, or blow up)."""
     path = _trajectory(field, t0, t1, y0, args, steps)
-    return jax.tree.map(lambda ys: jnp.max(jnp.abs(ys), axis=0), path)
+    half = _trajectory(field, t0, t1, y0, args, steps // 2)
+    peak, coarse = (
+        jax.tree.map(lambda ys: jnp.max(jnp.abs(ys), axis=0), p) for p in (path, half)
+    )
+    agree = jax.tree.map(
+        lambda a, b: jnp.all(
+            jnp.isfinite(a) & jnp.isfinite(b) & (jnp.abs(a - b) <= 0.1 * jnp.abs(a))
+        ),
+        peak,
+        coarse,
+    )
+    return peak, jnp.all(jnp.stack(jax.tree.leaves(agree)))
+
+
+def is_stiff(problem) -> bool:
+    """Whether a coarse explicit integration of `problem` over its interval is
+    unstable (`_rk4_peak` untrusted): the sign of a stiff problem, or of one much
+    faster than the interval."""
+    args = resolve_args(problem.args)
+    y0 = problem.y0 if problem.order == 1 else (problem.y0, problem.dy0)
+    _, trusted = eqx.filter_jit(_rk4_peak)(
+        problem.first_order_field(), problem.t0, problem.t1, y0, args
+    )
+    return not bool(trusted)
+
+
+def _peak(field, t0, t1, y0, args):
+    """The peak |state| over [t0, t1]: by coarse RK4 when that is stable, otherwise
+    along a loose implicit solve (stiff problems)."""
+    peak, trusted = eqx.filter_jit(_rk4_peak)(field, t0, t1, y0, args)
+    if bool(trusted):
+        return peak
+    return _implicit_peak(field, t0, t1, y0, args)
+
+
+def stiff_scale(problem) -> Float[Array, "*state"]:
+    """The peak |state| of each component along a loose implicit solve, keeping
+    components far smaller than the others (a radical of size `1e-8` beside a
+    reactant of size one): only exact zeros, or sizes near the dtype's rounding
+    of the largest, fall back to 1. For first-order problems; others use
+    `characteristic_scale`."""
+    if not isinstance(problem, IVP):
+        return problem.characteristic_scale()
+    peak = _implicit_peak(
+        problem.vector_field,
+        problem.t0,
+        problem.t1,
+        problem.y0,
+        resolve_args(problem.args),
+    )
+    dtype = problem.y0.dtype
+    floor = 1e3 * float(jnp.finfo(dtype).eps)
+    top = jnp.max(jnp.where(jnp.isfinite(peak), peak, 0.0))
+    ok = jnp.isfinite(peak) & (peak > floor * top)
+    return jnp.where(ok, peak, 1.0).astype(dtype)
+
+
+def relaxation_rates(problem) -> Float[Array, "*state"]:
+    r"""How stiff each component of a first-order problem is: the largest
+    $|\partial f_i / \partial y_i|$ along a loose implicit solve, times the
+    interval length (the number of relaxation times of component $i$ that fit in
+    $[t_0, t_1]$). Ones for second-order problems and boundary-value problems."""
+    state = problem.state
+    if not isinstance(problem, IVP):
+        return jnp.ones_like(state)
+    args = resolve_args(problem.args)
+    ts, ys = _implicit_path(
+        problem.vector_field, problem.t0, problem.t1, problem.y0, args
+    )
+    ok = jnp.isfinite(ts)
+    safe_t = jnp.where(ok, ts, problem.t0)
+    safe_y = jnp.where(ok.reshape(-1, *([1] * state.ndim)), ys, problem.y0)
+
+    def diagonal(t, y):
+        flat = y.ravel()
+
+        def f(flat):
+            return problem.vector_field(t, flat.reshape(state.shape), args).ravel()
+
+        return jnp.diagonal(jax.jacfwd(f)(flat)).reshape(state.shape)
+
+    rates = jnp.abs(jax.vmap(diagonal)(safe_t, safe_y))
+    rates = jnp.where(ok.reshape(-1, *([1] * state.ndim)), rates, 0.0)
+    out = jnp.max(rates, axis=0) * (problem.t1 - problem.t0)
+    return jnp.where(jnp.isfinite(out), out, 1.0).astype(state.dtype)
 
 
 def _safe_scale(peak, fallback):
@@ -468,7 +614,7 @@ class IVP(AbstractProblem):
         return self.vector_field
 
     def characteristic_scale(self):
-        peak = eqx.filter_jit(_rk4_peak)(
+        peak = _peak(
             self.vector_field, self.t0, self.t1, self.y0, resolve_args(self.args)
         )
         return _safe_scale(peak, 1.0).astype(self.y0.dtype)
@@ -489,8 +635,10 @@ class IVP(AbstractProblem):
 
         - `ts`: increasing times, `ts[0] >= t0` (times past `t1` are allowed, for
             extrapolation).
-        - `solver`: a diffrax solver; default `Tsit5()`. For stiff problems pass
-            `diffrax.Kvaerno5()`.
+        - `solver`: a diffrax solver. Default: `Tsit5()`, and when that runs out
+            of steps (a stiff problem) `Kvaerno5()`, implicit, with `atol` taken
+            per component relative to its peak magnitude (so that a species of
+            size `1e-5` is resolved to the same relative accuracy as one of size 1).
         - `rtol`, `atol`: tolerances; default 1e-11/1e-12 in float64 and
             1e-6/1e-7 in float32.
         - `max_steps`: the solver's step budget.
@@ -505,7 +653,7 @@ class IVP(AbstractProblem):
             ts,
             self.y0,
             resolve_args(self.args),
-            solver=dfx.Tsit5() if solver is None else solver,
+            solver=solver,
             rtol=rtol,
             atol=atol,
             max_steps=max_steps,
@@ -611,7 +759,7 @@ class SecondOrderIVP(_AbstractSecondOrder):
         return InitialValueAndSlope(self.t0, self.y0, self.dy0)
 
     def characteristic_scale(self):
-        peak, _ = eqx.filter_jit(_rk4_peak)(
+        peak, _ = _peak(
             self.first_order_field(),
             self.t0,
             self.t1,
@@ -651,7 +799,7 @@ class SecondOrderIVP(_AbstractSecondOrder):
             ts,
             (self.y0, self.dy0),
             resolve_args(self.args),
-            solver=dfx.Tsit5() if solver is None else solver,
+            solver=solver,
             rtol=rtol,
             atol=atol,
             max_steps=max_steps,

@@ -23,7 +23,7 @@ from ._marching import auto_breakpoints, fit_marching
 from ._models.base import AbstractModel
 from ._models.pinn import PINN
 from ._observations import Observations
-from ._problems import BVP, AbstractProblem
+from ._problems import BVP, IVP, AbstractProblem, is_stiff
 from ._result import join_results, with_args
 from ._unknown import has_unknowns, resolve_args
 from ._validate import check_bool, check_float, check_key
@@ -180,13 +180,14 @@ def _single(
     return result, result.model, result.args
 
 
-def _marched(problem, key, tol, clock, *, max_change, width, points):
+def _marched(problem, key, tol, clock, *, max_change, width, points, stiff=False):
     stages = [(_warmup(300), 300), (LevenbergMarquardt(points=points), 100)]
     result = fit_marching(
         problem,
         stages=stages,
         key=key,
         max_change=max_change,
+        stiff=stiff,
         width=width,
         depth=2,
         progress=False,
@@ -220,9 +221,11 @@ def fit_to_tolerance(
     tolerance or `time_budget` runs out: a 16x2 network, 500 Adam steps on
     redrawn points, then up to 1000 Levenberg–Marquardt steps on 256 fixed ones;
     time marching (initial-value problems without unknowns; first, when the
-    solution changes by its own size more than 12 times), then with windows of
-    half the change; a 24x3 network after 3000 Adam steps. The best attempt is
-    returned. (The settings are those of `benchmarks/accuracy.py`.)
+    solution changes by its own size more than 12 times, or when the problem is
+    stiff — a coarse explicit integration of it is unstable — in which case
+    the marching uses `stiff=True`, see [`odefit.fit_marching`][]), then with
+    windows of half the change; a 24x3 network after 3000 Adam steps. The best
+    attempt is returned. (The settings are those of `benchmarks/accuracy.py`.)
 
     **Arguments:**
 
@@ -270,16 +273,21 @@ def fit_to_tolerance(
     progress = check_bool(progress, "progress")
     clock = _Clock(time_budget)
     marchable = not isinstance(problem, BVP) and not has_unknowns(problem.args)
-    windows = len(auto_breakpoints(problem)) - 1 if marchable else 1
+    # A first-order problem on which a coarse explicit integration is unstable
+    # is stiff: marched first, with windows, scales and residual units for it.
+    stiff = marchable and isinstance(problem, IVP) and is_stiff(problem)
+    windows = len(auto_breakpoints(problem, stiff=stiff)) - 1 if marchable else 1
     single = [("single", dict(width=16, depth=2, points=256, adam=500))]
     larger = [("single", dict(width=24, depth=3, points=256, adam=3000))]
     marching = [
         ("marching", dict(max_change=1.0, width=20, points=128)),
         ("marching", dict(max_change=0.5, width=20, points=128)),
     ]
+    if stiff:
+        marching = [(kind, {**options, "stiff": True}) for kind, options in marching]
     if not marchable:
         attempts = single + larger
-    elif windows > _MARCH_WINDOWS:
+    elif stiff or windows > _MARCH_WINDOWS:
         attempts = marching + single + larger
     else:
         attempts = single + marching + larger

@@ -4,13 +4,15 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.tree_util as jtu
+import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PyTree
 
 from .._conditions import AbstractCondition
 from .._custom_types import Key, Scalar
 from .._family import Family, family_scale
 from .._memory import check_mlp
-from .._problems import AbstractProblem
+from .._problems import AbstractProblem, relaxation_rates, stiff_scale
+from .._unknown import resolve_args
 from .._validate import check_bool, check_int, check_key, check_scale
 from .base import AbstractModel
 
@@ -83,6 +85,56 @@ def _check_trainable(network) -> None:
         ) from e
 
 
+def _projector(conserved, problem: AbstractProblem, hard: bool, scale) -> Array:
+    r"""$P = I - W A^\top (A W A^\top)^{-1} A$ with $W = \mathrm{diag}(s^2)$: a
+    projection onto the directions that leave every conserved quantity $A y$
+    unchanged."""
+    state = problem.state
+    if problem.order != 1 or not hard:
+        raise ValueError(
+            "`conserved` needs a first-order initial-value problem (odefit.IVP) "
+            "with `hard_constraints=True`: the laws are built into "
+            "y = y0 + s N, which then keeps A y = A y0 exactly; got "
+            f"{type(problem).__name__} with hard_constraints={hard}."
+        )
+    try:
+        a = np.asarray(conserved, dtype=float)
+    except (TypeError, ValueError) as e:
+        raise TypeError(
+            "`conserved` must be a matrix of shape (laws, state size), got "
+            f"{type(conserved).__name__}."
+        ) from e
+    if a.ndim == 1:
+        a = a[None]
+    if a.ndim != 2 or a.shape[1] != state.size or not 0 < a.shape[0] < state.size:
+        raise ValueError(
+            f"`conserved` must have shape (laws, {state.size}) with 1 <= laws < "
+            f"{state.size} (one row per conserved linear combination A y of the "
+            f"state), got shape {a.shape}."
+        )
+    if not np.all(np.isfinite(a)) or np.linalg.matrix_rank(a) < a.shape[0]:
+        raise ValueError(
+            "`conserved` must be finite with linearly independent rows, got "
+            f"{a.tolist()}."
+        )
+    field = problem.first_order_field()
+    t0 = jnp.asarray(problem.t0, state.dtype)
+    rate = np.asarray(field(t0, state, resolve_args(problem.args))).ravel()
+    drift = a @ rate
+    size = np.abs(a) @ np.abs(rate) + np.finfo(np.float32).tiny
+    if np.any(np.abs(drift) > 1e-5 * size):
+        raise ValueError(
+            "`conserved` does not hold for this problem: A f(t0, y0) should be 0 "
+            f"but is {drift.tolist()} (A = {a.tolist()})."
+        )
+    # Oblique, weighted by the squared scales: the correction that restores the
+    # laws falls on the large components, and a species of size `1e-5` is not
+    # perturbed by one of size 1.
+    w = np.diag(np.asarray(scale, dtype=float).ravel() ** 2)
+    projector = np.eye(state.size) - w @ a.T @ np.linalg.solve(a @ w @ a.T, a)
+    return jnp.asarray(projector, state.dtype)
+
+
 class PINN(AbstractModel):
     r"""A physics-informed network ansatz for a problem's solution.
 
@@ -133,6 +185,22 @@ class PINN(AbstractModel):
         coarse fixed-step RK4 integration of the problem (for a `BVP`, the larger
         boundary value; 1 where that is zero). The residual is measured in the
         same units (divided by `scale / (t1 - t0)**order`).
+    - `stiff`: for stiff problems (time scales decades apart, as in chemical
+        kinetics; use float64). The default `scale` then comes from an implicit
+        (`Kvaerno5`) solve and keeps components far smaller than the others (a
+        species of size `1e-5` beside one of size 1), and the residual of
+        component $i$ is measured in units of its relaxation: divided by
+        $\max(1, (t_1 - t_0) \max_t |\partial f_i/\partial y_i|)$ on top of the
+        state scale, so that a stiff component's residual counts as its state
+        error does, instead of outweighing the slow components by its
+        stiffness. Usually with [`odefit.fit_marching`][]`(..., stiff=True)`.
+    - `conserved`: linear conservation laws $A y(t) = A y_0$, as a matrix $A$
+        of shape `(laws, state size)` (or one row), e.g. `[[1, 1, 1]]` for
+        $y_1 + y_2 + y_3$ constant. Built into the ansatz: the network's output
+        is projected onto the null space of $A$ (along the large components:
+        the projection is weighted by the squared scales), so the laws hold at
+        every $t$ to rounding. Only for an `IVP` with `hard_constraints=True`; checked
+        against the vector field at $t_0$.
     - `key`: a `jax.random` key for the initial weights of the default MLP;
         required without `network`, ignored with it.
 
@@ -157,6 +225,8 @@ class PINN(AbstractModel):
     network: eqx.Module
     condition: AbstractCondition | None
     scale: Float[Array, "*state"]
+    residual_units: Float[Array, "*state"] | None
+    projector: Float[Array, "size size"] | None
     t0: float = eqx.field(static=True)
     t1: float = eqx.field(static=True)
     shape: tuple[int, ...] = eqx.field(static=True)
@@ -172,6 +242,8 @@ class PINN(AbstractModel):
         activation: Callable[[Array], Array] = jnp.tanh,
         hard_constraints: bool = True,
         scale: Float[ArrayLike, "*state"] | None = None,
+        stiff: bool = False,
+        conserved: Float[ArrayLike, "laws size"] | None = None,
         key: Key | None = None,
     ):
         if not isinstance(problem, AbstractProblem):
@@ -221,10 +293,17 @@ class PINN(AbstractModel):
                 network, jax.ShapeDtypeStruct(state.shape, state.dtype), in_size
             )
             _check_trainable(network)
+        stiff = check_bool(stiff, "stiff")
+        if family is not None and (stiff or conserved is not None):
+            raise ValueError(
+                "`stiff=True` and `conserved` are not supported for a family of ODEs "
+                f"(the problem's `odefit.Varies` {family.names}); got "
+                f"stiff={stiff!r}, conserved={'None' if conserved is None else '...'}."
+            )
         if scale is None and family is not None:
             scale = family_scale(problem)
         elif scale is None:
-            scale = problem.characteristic_scale()
+            scale = stiff_scale(problem) if stiff else problem.characteristic_scale()
         else:
             scale = check_scale(scale, state)
         if network is None:
@@ -248,6 +327,15 @@ class PINN(AbstractModel):
         self.family = family
         self.condition = problem.condition() if hard_constraints else None
         self.scale = scale
+        if stiff:
+            self.residual_units = scale * jnp.maximum(1.0, relaxation_rates(problem))
+        else:
+            self.residual_units = None
+        self.projector = (
+            None
+            if conserved is None
+            else _projector(conserved, problem, self.condition is not None, scale)
+        )
         self.t0, self.t1 = problem.t0, problem.t1
         self.shape = state.shape
 
@@ -266,6 +354,8 @@ class PINN(AbstractModel):
         s = (t - self.t0) / (self.t1 - self.t0)
         tau = jnp.expand_dims(2 * s - 1, 0)
         n = self.network(tau).reshape(self.shape) * self.scale
+        if self.projector is not None:
+            n = (self.projector @ n.ravel()).reshape(self.shape)
         return n if self.condition is None else self.condition(t, s, n)
 
     def _member(self, t, params):
@@ -308,8 +398,10 @@ class PINN(AbstractModel):
 
     def residual_scale(self) -> Float[Array, "*state"]:
         """The units of the state in which the physics residual is measured:
-        `scale` (the training core divides by `scale / (t1 - t0)**order`)."""
-        return self.scale
+        `scale`, or with `stiff=True` `scale` times each component's relaxation
+        rates over the interval (the training core divides by
+        `units / (t1 - t0)**order`)."""
+        return self.scale if self.residual_units is None else self.residual_units
 
     def conditions_built_in(self) -> bool:
         """Whether the initial/boundary conditions hold exactly by construction
