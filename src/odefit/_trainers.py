@@ -58,9 +58,9 @@ class AbstractGridTrainer(AbstractTrainer):
 
 
 # Points per part when a first-order step computes the loss and its gradient part
-# by part (see `OptaxTrainer`); a part's intermediate arrays then fit in a CPU's
-# caches (benchmarks/large_sizes.py).
-PART = 256
+# by part (see `OptaxTrainer`), which pays on a CPU from about 8k points
+# (benchmarks/parts.py; below that it measured no faster or slower).
+PART = 2048
 
 
 def _value_and_grad(residuals_fn, params):
@@ -110,9 +110,10 @@ class OptaxTrainer(AbstractTrainer):
 
     On more than `2 * part` points with separable residuals (odefit's own loss
     terms; see `Residuals.separable`), the loss and gradient are summed
-    over parts of `part` points: the same numbers up to rounding, several times
-    faster on a CPU at thousands of points because each part's intermediates stay
-    in cache. `part=None` computes them on all points at once."""
+    over parts of `part` points: the same numbers up to rounding, faster on a CPU
+    at many thousands of points because each part's intermediates stay closer to
+    the cores (benchmarks/parts.py). `part=None` computes them on all points at
+    once."""
 
     optimizer: optax.GradientTransformationExtraArgs
     part: int | None = eqx.field(static=True)
