@@ -36,7 +36,6 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import math  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -53,78 +52,11 @@ from odefit._problems import stiff_scale  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _meta import complete, load_average  # noqa: E402
+from stiff_problems import (  # noqa: E402
+    problems,
+)
 
 RESULTS = Path(__file__).resolve().parent / "results" / "stiff.json"
-
-
-def robertson(t, y, args):
-    y1, y2, y3 = y
-    return jnp.stack(
-        [
-            -0.04 * y1 + 1e4 * y2 * y3,
-            0.04 * y1 - 1e4 * y2 * y3 - 3e7 * y2**2,
-            3e7 * y2**2,
-        ]
-    )
-
-
-def van_der_pol(t, y, mu):
-    return jnp.stack([y[1], mu * (1 - y[0] ** 2) * y[1] - y[0]])
-
-
-def hires(t, y, args):
-    y1, y2, y3, y4, y5, y6, y7, y8 = y
-    r = 280.0 * y6 * y8
-    return jnp.stack(
-        [
-            -1.71 * y1 + 0.43 * y2 + 8.32 * y3 + 0.0007,
-            1.71 * y1 - 8.75 * y2,
-            -10.03 * y3 + 0.43 * y4 + 0.035 * y5,
-            8.32 * y2 + 1.71 * y3 - 1.12 * y4,
-            -1.745 * y5 + 0.43 * y6 + 0.43 * y7,
-            -r + 0.69 * y4 + 1.71 * y5 - 0.43 * y6 + 0.69 * y7,
-            r - 1.81 * y7,
-            -r + 1.81 * y7,
-        ]
-    )
-
-
-def two_periods(mu):
-    return 2 * ((3 - 2 * math.log(2)) * mu + 7.014 * mu ** (-1 / 3))
-
-
-def log_times(t1, first, n=1000):
-    return jnp.concatenate([jnp.zeros(1), jnp.geomspace(first, t1, n - 1)])
-
-
-def problems():
-    return {
-        "robertson": (
-            odefit.IVP(robertson, 0.0, 1e5, jnp.array([1.0, 0.0, 0.0])),
-            log_times(1e5, 1e-6),
-        ),
-        "van_der_pol_100": (
-            odefit.IVP(
-                van_der_pol, 0.0, two_periods(100.0), jnp.array([2.0, 0.0]), 100.0
-            ),
-            jnp.linspace(0.0, two_periods(100.0), 1000),
-        ),
-        "hires": (
-            odefit.IVP(
-                hires,
-                0.0,
-                321.8122,
-                jnp.array([1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0057]),
-            ),
-            log_times(321.8122, 1e-3),
-        ),
-        "van_der_pol_1000": (
-            odefit.IVP(
-                van_der_pol, 0.0, two_periods(1000.0), jnp.array([2.0, 0.0]), 1000.0
-            ),
-            jnp.linspace(0.0, two_periods(1000.0), 1000),
-        ),
-    }
 
 
 def stages(adam=300, lm=100, points=128):

@@ -2,7 +2,9 @@
 sized to the local time scale, residuals in relaxation units, and conservation laws
 built into the ansatz."""
 
-import math
+import importlib.util
+import sys
+from pathlib import Path
 
 import diffrax as dfx
 import jax
@@ -13,62 +15,23 @@ import pytest
 
 import odefit
 
-# --- the problems ------------------------------------------------------------------
+# --- the problems (shared with benchmarks/stiff.py) ---------------------------------
 
 
-def robertson(t, y, args):
-    y1, y2, y3 = y
-    return jnp.stack(
-        [
-            -0.04 * y1 + 1e4 * y2 * y3,
-            0.04 * y1 - 1e4 * y2 * y3 - 3e7 * y2**2,
-            3e7 * y2**2,
-        ]
-    )
+def _load_problems():
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "stiff_problems.py"
+    if "stiff_problems" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("stiff_problems", path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["stiff_problems"] = module
+        spec.loader.exec_module(module)
+    return sys.modules["stiff_problems"]
 
 
-def van_der_pol(t, y, mu):
-    return jnp.stack([y[1], mu * (1 - y[0] ** 2) * y[1] - y[0]])
-
-
-def hires(t, y, args):
-    y1, y2, y3, y4, y5, y6, y7, y8 = y
-    r = 280.0 * y6 * y8
-    return jnp.stack(
-        [
-            -1.71 * y1 + 0.43 * y2 + 8.32 * y3 + 0.0007,
-            1.71 * y1 - 8.75 * y2,
-            -10.03 * y3 + 0.43 * y4 + 0.035 * y5,
-            8.32 * y2 + 1.71 * y3 - 1.12 * y4,
-            -1.745 * y5 + 0.43 * y6 + 0.43 * y7,
-            -r + 0.69 * y4 + 1.71 * y5 - 0.43 * y6 + 0.69 * y7,
-            r - 1.81 * y7,
-            -r + 1.81 * y7,
-        ]
-    )
-
-
-def _robertson(t1=1e5):
-    return odefit.IVP(robertson, 0.0, t1, jnp.array([1.0, 0.0, 0.0]))
-
-
-def _two_periods(mu):
-    # The relaxation-oscillation period, (3 - 2 ln 2) mu + 3 a mu^(-1/3) with a
-    # the first zero of Ai' (Dorodnitsyn's asymptotics).
-    return 2 * ((3 - 2 * math.log(2)) * mu + 7.014 * mu ** (-1 / 3))
-
-
-def _van_der_pol(mu):
-    return odefit.IVP(van_der_pol, 0.0, _two_periods(mu), jnp.array([2.0, 0.0]), mu)
-
-
-def _hires():
-    y0 = jnp.array([1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0057])
-    return odefit.IVP(hires, 0.0, 321.8122, y0)
-
-
-def _log_times(t1, first, n=1000):
-    return jnp.concatenate([jnp.zeros(1), jnp.geomspace(first, t1, n - 1)])
+_stiff = _load_problems()
+robertson, van_der_pol = _stiff.robertson, _stiff.van_der_pol
+_robertson, _van_der_pol = _stiff.robertson_problem, _stiff.van_der_pol_problem
+_hires, _log_times = _stiff.hires_problem, _stiff.log_times
 
 
 # --- references --------------------------------------------------------------------
@@ -110,18 +73,7 @@ def _radau(problem, ts):
 def test_reference_agrees_with_a_second_method(name):
     """The default `solve` (Tsit5 runs out of steps, Kvaerno5 takes over with a
     per-component atol) agrees with Radau IIA at 1e-13 to 1e-8 per component."""
-    problem, ts = {
-        "robertson": (_robertson(), _log_times(1e5, 1e-6)),
-        "van_der_pol_100": (
-            _van_der_pol(100.0),
-            jnp.linspace(0.0, _two_periods(100.0), 1000),
-        ),
-        "van_der_pol_1000": (
-            _van_der_pol(1000.0),
-            jnp.linspace(0.0, _two_periods(1000.0), 1000),
-        ),
-        "hires": (_hires(), _log_times(321.8122, 1e-3)),
-    }[name]
+    problem, ts = _stiff.problems()[name]
     reference = problem.solve(ts)
     second = _radau(problem, ts)
     # Van der Pol mu = 1000: the default reference's y2 (peaks of ~1e3 in jumps of
