@@ -168,6 +168,107 @@ def test_marching_custom_model_and_plot_compatibility(getkey):
     assert "loss" in result.history
 
 
+# --- local error control (tolerance) ---------------------------------------------
+
+
+def _oscillator(t1=2 * math.pi):
+    def field(t, y, args):
+        return jnp.stack([y[1], -y[0]])
+
+    return odefit.IVP(field, 0.0, t1, jnp.array([1.0, 0.0]))
+
+
+def _exact_oscillator(ts):
+    return jnp.stack([jnp.cos(ts), -jnp.sin(ts)], axis=-1)
+
+
+def test_tolerance_splits_windows_until_each_meets_it(getkey):
+    # One window of a tiny network over a whole period misses 1e-6 by far;
+    # with `tolerance` it is halved until every window's local error meets it.
+    problem, tolerance = _oscillator(), 1e-6
+    options = dict(stages=_lm_stages(40), width=6, windows=1, progress=False)
+    plain = odefit.fit_marching(problem, key=getkey(), **options)
+    result = odefit.fit_marching(problem, key=getkey(), tolerance=tolerance, **options)
+    ts = jnp.linspace(0.0, 2 * math.pi, 401)
+    exact = _exact_oscillator(ts)
+    before = float(odefit.relative_l2(jax.vmap(plain.model)(ts), exact))
+    after = float(odefit.relative_l2(jax.vmap(result.model)(ts), exact))
+    assert before > 100 * tolerance
+    assert result.refits >= 1 and len(result.windows) == result.refits + 1
+    assert len(result.local_errors) == len(result.windows)
+    assert max(result.local_errors) <= tolerance
+    # Every boundary is the original window halved some number of times.
+    for b in result.breakpoints:
+        halvings = b / (2 * math.pi) * 2**odefit._marching._MAX_SPLITS
+        assert abs(halvings - round(halvings)) < 1e-6
+    # The global error follows the local ones (a stable problem: of their order).
+    assert after <= 20 * tolerance
+    # Only the accepted windows' steps are counted.
+    assert result.steps == 40 * len(result.windows)
+    assert plain.local_errors == () and plain.refits == 0
+
+
+def test_local_error_measures_the_window_against_a_classical_solve(getkey):
+    # A model off by exactly 1e-3 in its first component (scale 1): the local
+    # error is 1e-3, measured in the problem's own state scale.
+    from odefit._marching import _local_error, _window
+
+    window = _window(_oscillator(), 0.0, 1.0, None)
+
+    def off(s):
+        return _exact_oscillator(s) + jnp.array([1e-3, 0.0])
+
+    scale = jnp.array([1.0, 2.0])
+    error = _local_error(window, off, scale, 1e-6, stiff=False)
+    assert error == pytest.approx(1e-3, rel=1e-4)
+    error = _local_error(window, _exact_oscillator, scale, 1e-6, stiff=True)
+    assert error < 1e-7
+
+
+def test_tolerance_missed_is_a_warning_and_kept(getkey, monkeypatch):
+    monkeypatch.setattr(odefit._marching, "_MAX_SPLITS", 1)
+    with pytest.warns(UserWarning, match="missed `tolerance`=1e-12"):
+        result = odefit.fit_marching(
+            _oscillator(),
+            stages=_lm_stages(5),
+            width=4,
+            windows=1,
+            tolerance=1e-12,
+            key=getkey(),
+            progress=False,
+        )
+    assert len(result.windows) == 2 and result.refits == 1
+    assert min(result.local_errors) > 1e-12
+    assert result.stop_reason == "completed"
+
+
+def test_tolerance_with_checkpoints_resumes(getkey, tmp_path):
+    path = tmp_path / "march"
+    options = dict(
+        stages=_lm_stages(20),
+        width=6,
+        windows=1,
+        tolerance=1e-5,
+        key=getkey(),
+        progress=False,
+        checkpoint_path=path,
+    )
+    first = odefit.fit_marching(_oscillator(3.0), **options)
+    assert first.refits >= 1
+    again = odefit.fit_marching(_oscillator(3.0), **options)
+    assert again.breakpoints == first.breakpoints
+    ts = jnp.linspace(0.0, 3.0, 31)
+    np.testing.assert_array_equal(jax.vmap(again.model)(ts), jax.vmap(first.model)(ts))
+
+
+@pytest.mark.parametrize("tolerance", [0.0, -1.0, float("nan"), "small"])
+def test_bad_tolerance(tolerance, getkey):
+    with pytest.raises((ValueError, TypeError), match="`tolerance`"):
+        odefit.fit_marching(
+            _decay(), stages=_lm_stages(), tolerance=tolerance, key=getkey()
+        )
+
+
 # --- fit_stages ------------------------------------------------------------------
 
 

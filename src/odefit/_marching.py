@@ -8,11 +8,14 @@ window by window, each starting exactly where the previous one ended — so ever
 fit is a short, well-conditioned problem.
 """
 
+import glob
 import math
 import os
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 
+import diffrax as dfx
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -32,6 +35,7 @@ from ._problems import (
     IVP,
     AbstractProblem,
     SecondOrderIVP,
+    _diffrax_solve,
     _implicit_path,
     _trajectory,
     stiff_scale,
@@ -116,6 +120,10 @@ class MarchingResult(eqx.Module):
         each step's window (and `"stage"` its stage within the window).
     - `stop_reason`: `"completed"`, or which window stopped and why (the solution
         then covers the windows fitted so far).
+    - `local_errors`: with a `tolerance`, each window's local error (see
+        [`odefit.fit_marching`][]); otherwise empty.
+    - `refits`: how many window fits were rejected by the `tolerance` and refit
+        as two halves (their steps are not in `steps` or `history`).
     - `steps`: the total number of optimiser steps.
     - `wall_time`: seconds, compilation included.
     - `compile_time`: seconds of that spent compiling, summed over the windows.
@@ -131,6 +139,8 @@ class MarchingResult(eqx.Module):
     steps: int = eqx.field(static=True)
     wall_time: float = eqx.field(static=True)
     compile_time: float = eqx.field(static=True)
+    local_errors: tuple[float, ...] = eqx.field(static=True, default=())
+    refits: int = eqx.field(static=True, default=0)
 
 
 def _initial_state(problem: AbstractProblem):
@@ -277,6 +287,72 @@ def _stiff_speed(problem: AbstractProblem):
     return np.asarray(ts), np.max(np.abs(rates) / size, axis=1)
 
 
+def _halve(pending: list, a: float) -> None:
+    """Replaces the next window, from `a`, by its two halves."""
+    b, splits = pending[0]
+    pending[0:1] = [((a + b) / 2, splits + 1), (b, splits + 1)]
+
+
+def _window_path(checkpoint_path, k: int, splits: int) -> str | None:
+    """Where window `k` checkpoints; a window halved by `tolerance` says how many
+    times in the name, so that a rerun never loads a longer window's fit."""
+    if checkpoint_path is None:
+        return None
+    return f"{os.fspath(checkpoint_path)}.window{k}" + (
+        f".half{splits}" if splits else ""
+    )
+
+
+def _halvings_on_disk(checkpoint_path, k: int) -> int:
+    """How many times window `k` had been halved by the run that left its
+    checkpoint (0 if none)."""
+    base = glob.escape(f"{os.fspath(checkpoint_path)}.window{k}.half")
+    found = [0]
+    for name in glob.glob(base + "*"):
+        digits = name[len(f"{os.fspath(checkpoint_path)}.window{k}.half") :]
+        digits = digits.split(".", 1)[0]
+        if digits.isdigit():
+            found.append(int(digits))
+    return max(found)
+
+
+# The times in a window (after its start) at which its local error is measured.
+_CHECKS = 16
+# How many times a window that misses the `tolerance` may be halved.
+_MAX_SPLITS = 12
+
+
+def _local_error(window_problem, model, scale, tolerance: float, stiff: bool) -> float:
+    """The largest difference, in units of `scale` per component, between a fitted
+    window and an accurate classical solve of the same window problem from the
+    same start (the error this window adds), at `_CHECKS` times in the window."""
+    dtype = window_problem.state.dtype
+    ss = jnp.linspace(0.0, 1.0, _CHECKS + 1, dtype=dtype)[1:]
+    # An implicit solver's global error can be a hundred times its `rtol`.
+    rtol = max(tolerance * 1e-4, 100 * float(jnp.finfo(dtype).eps))
+    y0 = _initial_state(window_problem)
+    atol = jax.tree.map(lambda _: rtol * scale, y0)
+    try:
+        ys = _diffrax_solve(
+            window_problem.first_order_field(),
+            0.0,
+            ss,
+            y0,
+            window_problem.args,
+            solver=dfx.Kvaerno5() if stiff else dfx.Tsit5(),
+            rtol=rtol,
+            atol=atol,
+            max_steps=100_000,
+            dtype=dtype,
+        )
+    except RuntimeError:
+        return math.inf
+    reference = ys[0] if isinstance(window_problem, SecondOrderIVP) else ys
+    predicted = jax.vmap(model)(ss)
+    error = jnp.max(jnp.abs(predicted - reference) / scale)
+    return float(error) if jnp.isfinite(error) else math.inf
+
+
 def _check_windows(
     windows, problem: AbstractProblem, max_change, stiff: bool = False
 ) -> tuple[float, ...]:
@@ -360,6 +436,7 @@ def fit_marching(
     checkpoint_path: str | os.PathLike | None = None,
     devices: Sequence[jax.Device] | None = None,
     stiff: bool = False,
+    tolerance: float | None = None,
 ) -> MarchingResult:
     r"""Fits an initial-value problem window by window (time marching).
 
@@ -404,6 +481,18 @@ def fit_marching(
         `odefit.PINN(..., stiff=True)` (state scales that keep tiny species,
         the residual measured in each component's relaxation time). Use it
         with float64 and [`odefit.LevenbergMarquardt`][].
+    - `tolerance`: check every window as an adaptive integrator checks a step.
+        After its fit, the window is compared with an accurate classical solve
+        of the same window problem from the same start (`Kvaerno5` with
+        `stiff`, else `Tsit5`, at `rtol = tolerance * 1e-4`), at 16 times in
+        the window: the largest difference, per component in units of the
+        state scale (the model's, over the whole problem), is the error this
+        window adds, its *local error*. A window whose local error exceeds
+        `tolerance` is rejected and fit again as two halves (at most 12 times
+        halved; a window still missing it then is kept, with a warning). The
+        global error grows from the local ones as a classical integrator's
+        does: how much depends on the problem's stability, so choose
+        `tolerance` below the accuracy wanted. Default `None`: no check.
     - `checkpoint_path`: window `k` checkpoints to
         `f"{checkpoint_path}.window{k}"` (and its stages to `...stage{i}`); a
         rerun skips the finished windows and resumes the interrupted one.
@@ -457,10 +546,27 @@ def fit_marching(
             "`model` must be a function (window_problem, key) -> model, got "
             f"{type(model).__name__}."
         )
+    if tolerance is not None:
+        tolerance = check_float(tolerance, "tolerance", 0.0, open_minimum=True)
+        scale = stiff_scale(problem) if stiff else problem.characteristic_scale()
     results: list[FitResult] = []
+    local_errors: list[float] = []
+    missed: list[int] = []
+    refits = 0
     previous = None  # the solution so far, as a function of t
     stop_reason = "completed"
-    for k, (a, b) in enumerate(zip(breakpoints[:-1], breakpoints[1:], strict=True)):
+    a = breakpoints[0]
+    fitted = [a]  # the boundaries of the windows fitted so far
+    # The windows still to fit: (end, how many times halved), in time order.
+    pending = [(b, 0) for b in breakpoints[1:]]
+    while pending:
+        b, splits = pending[0]
+        k = len(results)
+        if checkpoint_path is not None:
+            # A rerun goes straight to the halving an earlier run had reached.
+            for _ in range(_halvings_on_disk(checkpoint_path, k) - splits):
+                _halve(pending, a)
+            b, splits = pending[0]
         window_key = jr.fold_in(key, k)
         init_key, fit_key = jr.split(window_key)
         window_problem = _window(problem, a, b, previous)
@@ -475,6 +581,7 @@ def fit_marching(
             params, _ = eqx.partition(last, last.trainable())
             _, static = eqx.partition(window_model, window_model.trainable())
             window_model = eqx.combine(params, static)
+        window_path = _window_path(checkpoint_path, k, splits)
         result = fit_stages(
             window_problem,
             window_model,
@@ -487,17 +594,40 @@ def fit_marching(
             chunk_size=chunk_size,
             throw=throw,
             callback=callback,
-            checkpoint_path=None
-            if checkpoint_path is None
-            else f"{os.fspath(checkpoint_path)}.window{k}",
+            checkpoint_path=window_path,
             devices=devices,
         )
+        if tolerance is not None and result.stop_reason == "completed":
+            error = _local_error(window_problem, result.model, scale, tolerance, stiff)
+            if error > tolerance and splits < _MAX_SPLITS:
+                # Rejected, as an adaptive integrator rejects a step: fit the
+                # first half again, then the second.
+                _halve(pending, a)
+                refits += 1
+                if window_path is not None:
+                    for name in glob.glob(glob.escape(window_path) + ".stage*"):
+                        os.remove(name)
+                continue
+            if error > tolerance:
+                missed.append(k)
+            local_errors.append(error)
+        pending.pop(0)
         results.append(result)
+        fitted.append(b)
         previous = PiecewiseSolution((result.model,), (a, b))
         if result.stop_reason != "completed":
             stop_reason = f"window {k} [{a:g}, {b:g}]: {result.stop_reason}"
             break
-    fitted = breakpoints[: len(results) + 1]
+        a = b
+    if missed:
+        warnings.warn(
+            f"fit_marching: {len(missed)} window(s) (first: window {missed[0]}) "
+            f"missed `tolerance`={tolerance:g} after being halved {_MAX_SPLITS} "
+            "times; see `result.local_errors`. Larger networks or more steps per "
+            "window may help.",
+            stacklevel=2,
+        )
+    fitted = tuple(fitted)
     return MarchingResult(
         model=PiecewiseSolution(tuple(r.model for r in results), fitted),
         problem=problem,
@@ -511,4 +641,6 @@ def fit_marching(
         compile_time=sum(
             r.compile_time for r in results if not math.isnan(r.compile_time)
         ),
+        local_errors=tuple(local_errors),
+        refits=refits,
     )
