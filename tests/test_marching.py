@@ -184,7 +184,7 @@ def _exact_oscillator(ts):
 
 def test_tolerance_splits_windows_until_each_meets_it(getkey):
     # One window of a tiny network over a whole period misses 1e-6 by far;
-    # with `tolerance` it is halved until every window's local error meets it.
+    # with `tolerance` the windows shrink until every local error meets it.
     problem, tolerance = _oscillator(), 1e-6
     options = dict(stages=_lm_stages(40), width=6, windows=1, progress=False)
     plain = odefit.fit_marching(problem, key=getkey(), **options)
@@ -194,18 +194,44 @@ def test_tolerance_splits_windows_until_each_meets_it(getkey):
     before = float(odefit.relative_l2(jax.vmap(plain.model)(ts), exact))
     after = float(odefit.relative_l2(jax.vmap(result.model)(ts), exact))
     assert before > 100 * tolerance
-    assert result.refits >= 1 and len(result.windows) == result.refits + 1
+    assert result.refits >= 1 and len(result.windows) >= 2
     assert len(result.local_errors) == len(result.windows)
     assert max(result.local_errors) <= tolerance
-    # Every boundary is the original window halved some number of times.
-    for b in result.breakpoints:
-        halvings = b / (2 * math.pi) * 2**odefit._marching._MAX_SPLITS
-        assert abs(halvings - round(halvings)) < 1e-6
+    assert result.breakpoints[-1] == 2 * math.pi
+    # Every window is the whole interval halved, or doubled after that, a
+    # whole number of times.
+    for h in np.diff(result.breakpoints):
+        halvings = math.log2(2 * math.pi / h)
+        assert abs(halvings - round(halvings)) < 1e-6 or h == result.breakpoints[
+            -1
+        ] - result.breakpoints[-2]
     # The global error follows the local ones (a stable problem: of their order).
     assert after <= 20 * tolerance
     # Only the accepted windows' steps are counted.
     assert result.steps == 40 * len(result.windows)
     assert plain.local_errors == () and plain.refits == 0
+
+
+def test_tolerance_grows_windows_again_and_keeps_planned_breakpoints(getkey):
+    # Decay to 1e-3 of its start: a window well within the tolerance is followed
+    # by one twice as long, and no window crosses a planned breakpoint.
+    problem = odefit.IVP(lambda t, y, args: -y, 0.0, 7.0, 1.0)
+    result = odefit.fit_marching(
+        problem,
+        stages=_lm_stages(40),
+        width=6,
+        windows=[0.0, 0.25, 7.0],
+        tolerance=1e-6,
+        key=getkey(),
+        progress=False,
+    )
+    assert 0.25 in result.breakpoints
+    lengths = np.diff(result.breakpoints)
+    assert np.any(lengths[1:] > 1.5 * lengths[:-1])
+    assert max(result.local_errors) <= 1e-6
+    ts = jnp.linspace(0.0, 7.0, 141)
+    error = odefit.relative_l2(jax.vmap(result.model)(ts), jnp.exp(-ts))
+    assert float(error) <= 1e-5
 
 
 def test_local_error_measures_the_window_against_a_classical_solve(getkey):
@@ -225,21 +251,21 @@ def test_local_error_measures_the_window_against_a_classical_solve(getkey):
     assert error < 1e-7
 
 
-def test_tolerance_missed_is_a_warning_and_kept(getkey, monkeypatch):
-    monkeypatch.setattr(odefit._marching, "_MAX_SPLITS", 1)
-    with pytest.warns(UserWarning, match="missed `tolerance`=1e-12"):
-        result = odefit.fit_marching(
-            _oscillator(),
-            stages=_lm_stages(5),
-            width=4,
-            windows=1,
-            tolerance=1e-12,
-            key=getkey(),
-            progress=False,
-        )
-    assert len(result.windows) == 2 and result.refits == 1
-    assert min(result.local_errors) > 1e-12
-    assert result.stop_reason == "completed"
+def test_tolerance_out_of_reach_stops_the_march(getkey, monkeypatch):
+    monkeypatch.setattr(odefit._marching, "_MAX_HALVINGS", 1)
+    result = odefit.fit_marching(
+        _oscillator(),
+        stages=_lm_stages(5),
+        width=4,
+        windows=2,
+        tolerance=1e-12,
+        key=getkey(),
+        progress=False,
+    )
+    assert result.stop_reason.startswith("window 0 [0, 1.5708]: its local error")
+    assert "exceeds `tolerance`=1e-12 after 1 halvings" in result.stop_reason
+    assert len(result.windows) == 1 and result.refits == 1
+    assert result.local_errors[0] > 1e-12 and result.breakpoints == (0.0, math.pi / 2)
 
 
 def test_tolerance_with_checkpoints_resumes(getkey, tmp_path):

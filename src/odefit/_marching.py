@@ -8,11 +8,10 @@ window by window, each starting exactly where the previous one ended — so ever
 fit is a short, well-conditioned problem.
 """
 
-import glob
+import dataclasses
 import math
 import os
 import time
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 
 import diffrax as dfx
@@ -37,6 +36,7 @@ from ._problems import (
     SecondOrderIVP,
     _diffrax_solve,
     _implicit_path,
+    _implicit_peak,
     _trajectory,
     stiff_scale,
 )
@@ -122,8 +122,8 @@ class MarchingResult(eqx.Module):
         then covers the windows fitted so far).
     - `local_errors`: with a `tolerance`, each window's local error (see
         [`odefit.fit_marching`][]); otherwise empty.
-    - `refits`: how many window fits were rejected by the `tolerance` and refit
-        as two halves (their steps are not in `steps` or `history`).
+    - `refits`: how many window fits the `tolerance` rejected (each refit at
+        half the length; their steps are not in `steps` or `history`).
     - `steps`: the total number of optimiser steps.
     - `wall_time`: seconds, compilation included.
     - `compile_time`: seconds of that spent compiling, summed over the windows.
@@ -287,39 +287,44 @@ def _stiff_speed(problem: AbstractProblem):
     return np.asarray(ts), np.max(np.abs(rates) / size, axis=1)
 
 
-def _halve(pending: list, a: float) -> None:
-    """Replaces the next window, from `a`, by its two halves."""
-    b, splits = pending[0]
-    pending[0:1] = [((a + b) / 2, splits + 1), (b, splits + 1)]
+# A stiff window's state scale of a component is at least this fraction of the
+# component's scale over the whole problem.
+_WINDOW_SCALE_FLOOR = 1e-6
 
 
-def _window_path(checkpoint_path, k: int, splits: int) -> str | None:
-    """Where window `k` checkpoints; a window halved by `tolerance` says how many
-    times in the name, so that a rerun never loads a longer window's fit."""
+def _window_scale(window_problem: IVP, whole) -> Float[Array, "*state"]:
+    """A stiff window's state scales: each component's peak in the window (an
+    implicit solve), but at least `_WINDOW_SCALE_FLOOR` of its peak over the
+    whole problem. A species still at zero in a short window (HIRES's
+    products at t0) then keeps a scale near its own size, not one of 1e-17 or
+    a fallback of 1: least squares with scales 1e12 apart is singular in
+    float64."""
+    peak = _implicit_peak(
+        window_problem.vector_field,
+        window_problem.t0,
+        window_problem.t1,
+        window_problem.y0,
+        window_problem.args,
+    )
+    peak = jnp.where(jnp.isfinite(peak), peak, 0.0)
+    return jnp.maximum(peak, _WINDOW_SCALE_FLOOR * whole).astype(whole.dtype)
+
+
+def _window_path(checkpoint_path, k: int, halvings: int) -> str | None:
+    """Where window `k` checkpoints; a window rejected by `tolerance` and halved
+    says how many times in the name, so that a rerun never loads another
+    window's fit (the windows of a rerun are the same: the fits are)."""
     if checkpoint_path is None:
         return None
     return f"{os.fspath(checkpoint_path)}.window{k}" + (
-        f".half{splits}" if splits else ""
+        f".half{halvings}" if halvings else ""
     )
-
-
-def _halvings_on_disk(checkpoint_path, k: int) -> int:
-    """How many times window `k` had been halved by the run that left its
-    checkpoint (0 if none)."""
-    base = glob.escape(f"{os.fspath(checkpoint_path)}.window{k}.half")
-    found = [0]
-    for name in glob.glob(base + "*"):
-        digits = name[len(f"{os.fspath(checkpoint_path)}.window{k}.half") :]
-        digits = digits.split(".", 1)[0]
-        if digits.isdigit():
-            found.append(int(digits))
-    return max(found)
 
 
 # The times in a window (after its start) at which its local error is measured.
 _CHECKS = 16
-# How many times a window that misses the `tolerance` may be halved.
-_MAX_SPLITS = 12
+# How many times in a row a window that misses the `tolerance` may be halved.
+_MAX_HALVINGS = 30
 
 
 def _local_error(window_problem, model, scale, tolerance: float, stiff: bool) -> float:
@@ -481,21 +486,27 @@ def fit_marching(
         `odefit.PINN(..., stiff=True)` (state scales that keep tiny species,
         the residual measured in each component's relaxation time). Use it
         with float64 and [`odefit.LevenbergMarquardt`][].
-    - `tolerance`: check every window as an adaptive integrator checks a step.
-        After its fit, the window is compared with an accurate classical solve
-        of the same window problem from the same start (`Kvaerno5` with
-        `stiff`, else `Tsit5`, at `rtol = tolerance * 1e-4`), at 16 times in
-        the window: the largest difference, per component in units of the
-        state scale (the model's, over the whole problem), is the error this
-        window adds, its *local error*. A window whose local error exceeds
-        `tolerance` is rejected and fit again as two halves (at most 12 times
-        halved; a window still missing it then is kept, with a warning). The
-        global error grows from the local ones as a classical integrator's
-        does: how much depends on the problem's stability, so choose
-        `tolerance` below the accuracy wanted. Default `None`: no check.
+    - `tolerance`: choose the windows as an adaptive integrator chooses its
+        steps. After its fit, each window is compared with an accurate classical
+        solve of the same window problem from the same start (`Kvaerno5` with
+        `stiff`, else `Tsit5`, at `rtol = tolerance * 1e-4`) at 16 times in the
+        window: the largest difference, per component in units of the state
+        scale (the model's, over the whole problem), is the error this window
+        adds, its *local error*. A window whose local error exceeds `tolerance`
+        is rejected and fit again at half the length; after a window well
+        within it (a quarter), the next is twice as long. Windows never cross
+        the breakpoints of `windows` (or of [`odefit.auto_breakpoints`][]),
+        and each breakpoint restarts at the next planned window's length. A
+        window still missing `tolerance` after 30 halvings stops the march,
+        like an integrator whose step size underflows (`stop_reason` says so;
+        the windows before it are kept). The global error grows from the local
+        ones as a classical integrator's does: how much depends on the
+        problem's stability, so choose `tolerance` below the accuracy wanted.
+        Default `None`: the planned windows, unchecked.
     - `checkpoint_path`: window `k` checkpoints to
-        `f"{checkpoint_path}.window{k}"` (and its stages to `...stage{i}`); a
-        rerun skips the finished windows and resumes the interrupted one.
+        `f"{checkpoint_path}.window{k}"` (and its stages to `...stage{i}`; its
+        fit after `j` rejections to `...window{k}.half{j}`); a rerun skips the
+        finished windows and resumes the interrupted one.
 
     **Returns:** an [`odefit.MarchingResult`][]; `result.model` maps `t` to the
     state over the whole interval.
@@ -537,9 +548,18 @@ def fit_marching(
     stiff = check_bool(stiff, "stiff")
     breakpoints = _check_windows(windows, problem, max_change, stiff)
     if model is None:
+        whole = stiff_scale(problem) if stiff else None
 
         def model(window_problem, key):
-            return PINN(window_problem, width=width, depth=depth, stiff=stiff, key=key)
+            scale = None if whole is None else _window_scale(window_problem, whole)
+            return PINN(
+                window_problem,
+                width=width,
+                depth=depth,
+                stiff=stiff,
+                scale=scale,
+                key=key,
+            )
 
     elif not callable(model):
         raise TypeError(
@@ -551,22 +571,19 @@ def fit_marching(
         scale = stiff_scale(problem) if stiff else problem.characteristic_scale()
     results: list[FitResult] = []
     local_errors: list[float] = []
-    missed: list[int] = []
     refits = 0
     previous = None  # the solution so far, as a function of t
     stop_reason = "completed"
-    a = breakpoints[0]
-    fitted = [a]  # the boundaries of the windows fitted so far
-    # The windows still to fit: (end, how many times halved), in time order.
-    pending = [(b, 0) for b in breakpoints[1:]]
-    while pending:
-        b, splits = pending[0]
-        k = len(results)
-        if checkpoint_path is not None:
-            # A rerun goes straight to the halving an earlier run had reached.
-            for _ in range(_halvings_on_disk(checkpoint_path, k) - splits):
-                _halve(pending, a)
-            b, splits = pending[0]
+    fitted = [breakpoints[0]]  # the boundaries of the windows fitted so far
+    plan = iter(breakpoints[1:])
+    planned = next(plan)  # windows never cross a planned breakpoint
+    length = planned - breakpoints[0]  # the next window's length
+    halvings = 0  # how many times the next window was rejected and halved
+    while True:
+        a, k = fitted[-1], len(results)
+        b = min(a + length, planned)
+        if planned - b < 1e-3 * length:  # no sliver before the breakpoint
+            b = planned
         window_key = jr.fold_in(key, k)
         init_key, fit_key = jr.split(window_key)
         window_problem = _window(problem, a, b, previous)
@@ -581,7 +598,6 @@ def fit_marching(
             params, _ = eqx.partition(last, last.trainable())
             _, static = eqx.partition(window_model, window_model.trainable())
             window_model = eqx.combine(params, static)
-        window_path = _window_path(checkpoint_path, k, splits)
         result = fit_stages(
             window_problem,
             window_model,
@@ -594,39 +610,39 @@ def fit_marching(
             chunk_size=chunk_size,
             throw=throw,
             callback=callback,
-            checkpoint_path=window_path,
+            checkpoint_path=_window_path(checkpoint_path, k, halvings),
             devices=devices,
         )
         if tolerance is not None and result.stop_reason == "completed":
             error = _local_error(window_problem, result.model, scale, tolerance, stiff)
-            if error > tolerance and splits < _MAX_SPLITS:
-                # Rejected, as an adaptive integrator rejects a step: fit the
-                # first half again, then the second.
-                _halve(pending, a)
-                refits += 1
-                if window_path is not None:
-                    for name in glob.glob(glob.escape(window_path) + ".stage*"):
-                        os.remove(name)
+            if error > tolerance and halvings < _MAX_HALVINGS:
+                # Rejected, as an adaptive integrator rejects a step.
+                length, halvings, refits = (b - a) / 2, halvings + 1, refits + 1
                 continue
-            if error > tolerance:
-                missed.append(k)
             local_errors.append(error)
-        pending.pop(0)
+            if error > tolerance:
+                # Kept, as the last window, and the march stops there.
+                result = dataclasses.replace(
+                    result,
+                    stop_reason=f"its local error {error:.2e} exceeds "
+                    f"`tolerance`={tolerance:g} after {halvings} halvings (a "
+                    "larger network or more steps per window may meet it)",
+                )
+            # Accepted: the next window twice as long when this one was well
+            # within the tolerance.
+            length = (b - a) * (2.0 if error <= tolerance / 4 else 1.0)
+        halvings = 0
         results.append(result)
         fitted.append(b)
         previous = PiecewiseSolution((result.model,), (a, b))
         if result.stop_reason != "completed":
             stop_reason = f"window {k} [{a:g}, {b:g}]: {result.stop_reason}"
             break
-        a = b
-    if missed:
-        warnings.warn(
-            f"fit_marching: {len(missed)} window(s) (first: window {missed[0]}) "
-            f"missed `tolerance`={tolerance:g} after being halved {_MAX_SPLITS} "
-            "times; see `result.local_errors`. Larger networks or more steps per "
-            "window may help.",
-            stacklevel=2,
-        )
+        if b == planned:
+            planned = next(plan, None)
+            if planned is None:
+                break
+            length = planned - b
     fitted = tuple(fitted)
     return MarchingResult(
         model=PiecewiseSolution(tuple(r.model for r in results), fitted),

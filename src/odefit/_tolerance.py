@@ -40,6 +40,13 @@ _MARGIN = 0.5
 _MARCH_WINDOWS = 12
 
 
+def _local_tolerance(wanted: float, problem) -> float:
+    """`wanted`, or the smallest local error a window's least-squares fit
+    reliably reaches in the problem's dtype when that is larger."""
+    floor = 1e-10 if problem.state.dtype == jnp.float64 else 1e-5
+    return max(wanted, floor)
+
+
 class ToleranceResult(eqx.Module):
     """What [`odefit.fit_to_tolerance`][] returns.
 
@@ -180,7 +187,9 @@ def _single(
     return result, result.model, result.args
 
 
-def _marched(problem, key, tol, clock, *, max_change, width, points, stiff=False):
+def _marched(
+    problem, key, tol, clock, *, max_change, width, points, stiff=False, local=None
+):
     stages = [(_warmup(300), 300), (LevenbergMarquardt(points=points), 100)]
     result = fit_marching(
         problem,
@@ -188,6 +197,9 @@ def _marched(problem, key, tol, clock, *, max_change, width, points, stiff=False
         key=key,
         max_change=max_change,
         stiff=stiff,
+        # `local`: the windows' local error tolerance as a fraction of `tol`,
+        # kept where the least-squares fits can reach it.
+        tolerance=None if local is None else _local_tolerance(local * tol, problem),
         width=width,
         depth=2,
         progress=False,
@@ -221,10 +233,12 @@ def fit_to_tolerance(
     tolerance or `time_budget` runs out: a 16x2 network, 500 Adam steps on
     redrawn points, then up to 1000 Levenberg–Marquardt steps on 256 fixed ones;
     time marching (initial-value problems without unknowns; first, when the
-    solution changes by its own size more than 12 times, or when the problem is
-    stiff — a coarse explicit integration of it is unstable — in which case
-    the marching uses `stiff=True`, see [`odefit.fit_marching`][]), then with
-    windows of half the change; a 24x3 network after 3000 Adam steps. The best
+    solution changes by its own size more than 12 times), then marching with
+    each window's local error held to `tol / 100` (the `tolerance` of
+    [`odefit.fit_marching`][]); a 24x3 network after 3000 Adam steps. A stiff
+    problem (a coarse explicit integration of it is unstable) is marched
+    first, with `stiff=True` and local errors held to `tol / 100`, then to
+    `tol / 10000` (never below 1e-10 in float64, 1e-5 in float32). The best
     attempt is returned. (The settings are those of `benchmarks/accuracy.py`.)
 
     **Arguments:**
@@ -281,9 +295,15 @@ def fit_to_tolerance(
     larger = [("single", dict(width=24, depth=3, points=256, adam=3000))]
     marching = [
         ("marching", dict(max_change=1.0, width=20, points=128)),
-        ("marching", dict(max_change=0.5, width=20, points=128)),
+        ("marching", dict(max_change=1.0, width=20, points=128, local=1e-2)),
     ]
     if stiff:
+        # Stiff problems are marched with local error control from the start:
+        # without it a relaxation oscillation drifts off its jumps.
+        marching = [
+            ("marching", dict(max_change=1.0, width=20, points=128, local=local))
+            for local in (1e-2, 1e-4)
+        ]
         marching = [(kind, {**options, "stiff": True}) for kind, options in marching]
     if not marchable:
         attempts = single + larger
