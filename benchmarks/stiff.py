@@ -291,6 +291,9 @@ def main():
     parser.add_argument("--no-ablation", action="store_true")
     parser.add_argument("--max-change", type=float, default=1.0)
     parser.add_argument("--tolerance", type=float, default=1e-7)
+    parser.add_argument(
+        "--ablation-budget", type=float, default=300.0, help="seconds per row"
+    )
     parser.add_argument("--readme", action="store_true", help="only rewrite README")
     ns = parser.parse_args()
     if ns.readme:
@@ -333,7 +336,7 @@ def main():
                 problem,
                 ts,
                 reference,
-                ns.budget,
+                ns.ablation_budget,
                 entry["planned windows only"]["windows"],
                 ns.tolerance,
             )

@@ -202,9 +202,10 @@ def test_tolerance_splits_windows_until_each_meets_it(getkey):
     # whole number of times.
     for h in np.diff(result.breakpoints):
         halvings = math.log2(2 * math.pi / h)
-        assert abs(halvings - round(halvings)) < 1e-6 or h == result.breakpoints[
-            -1
-        ] - result.breakpoints[-2]
+        assert (
+            abs(halvings - round(halvings)) < 1e-6
+            or h == result.breakpoints[-1] - result.breakpoints[-2]
+        )
     # The global error follows the local ones (a stable problem: of their order).
     assert after <= 20 * tolerance
     # Only the accepted windows' steps are counted.

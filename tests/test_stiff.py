@@ -240,20 +240,67 @@ def test_stiff_marching_robertson_full_interval():
     """The headline: Robertson on [0, 1e5], no reduction, no data, 1e-3 per
     species on 1000 log-spaced times."""
     problem = _robertson()
+    options = dict(stages=_stages(), stiff=True, width=16, progress=False)
+    ts = _log_times(1e5, 1e-6)
+    reference = problem.solve(ts)
+    planned = odefit.fit_marching(problem, key=jax.random.key(0), **options)
+    assert planned.stop_reason == "completed"
+    pred = jax.vmap(planned.model)(ts)
+    for i in range(3):
+        assert odefit.relative_l2(pred[:, i], reference[:, i]) < 1e-3, i
+    # With local error control, far below the bar.
+    checked = odefit.fit_marching(
+        problem, key=jax.random.key(0), tolerance=1e-7, **options
+    )
+    assert checked.stop_reason == "completed"
+    assert max(checked.local_errors) <= 1e-7
+    pred = jax.vmap(checked.model)(ts)
+    for i in range(3):
+        assert odefit.relative_l2(pred[:, i], reference[:, i]) < 1e-6, i
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["van_der_pol_100", "van_der_pol_1000", "hires"])
+def test_stiff_marching_with_local_error_control(name):
+    """Relaxation oscillations and HIRES: 1e-3 per component, no data, with
+    `tolerance` (without it Van der Pol drifts off its jumps)."""
+    problem, ts = _stiff.problems()[name]
     result = odefit.fit_marching(
         problem,
         stages=_stages(),
         stiff=True,
+        tolerance=1e-7,
         width=16,
         key=jax.random.key(0),
         progress=False,
     )
     assert result.stop_reason == "completed"
-    ts = _log_times(1e5, 1e-6)
+    assert max(result.local_errors) <= 1e-7
+    assert len(result.local_errors) == len(result.windows)
     reference = problem.solve(ts)
     pred = jax.vmap(result.model)(ts)
-    for i in range(3):
+    for i in range(reference.shape[1]):
         assert odefit.relative_l2(pred[:, i], reference[:, i]) < 1e-3, i
+
+
+def test_stiff_window_scales_keep_species_near_their_own_size():
+    """In HIRES's first instants most products are still ~0: each window scale
+    is the component's peak in the window, floored at 1e-6 of its peak over the
+    whole problem (not 1e-17, nor a fallback of 1)."""
+    from odefit._marching import _window, _window_scale
+    from odefit._problems import _implicit_peak, stiff_scale
+
+    problem = _stiff.hires_problem()
+    whole = stiff_scale(problem)
+    window = _window(problem, 0.0, 1e-6, None)
+    scale = _window_scale(window, whole)
+    peak = _implicit_peak(window.vector_field, 0.0, 1.0, window.y0, window.args)
+    np.testing.assert_allclose(scale, jnp.maximum(peak, 1e-6 * whole), rtol=1e-12)
+    assert bool(jnp.all(scale >= 1e-6 * whole))
+    assert bool(jnp.all(scale <= jnp.maximum(whole, 1e-6)))
+    # y1 (of size 1) keeps its window peak; y7 (~1e-25 there) is floored.
+    assert float(scale[0]) == pytest.approx(1.0, rel=1e-5)
+    assert float(scale[6]) == pytest.approx(1e-6 * float(whole[6]), rel=1e-12)
 
 
 @pytest.mark.slow
