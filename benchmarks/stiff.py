@@ -219,12 +219,11 @@ def markdown(data: dict) -> str:
                 continue
             met = row.get("errors") is not None and max(row["errors"]) <= 1e-3
             shown = method
+            if method == "full" and "tolerance" in entry:
+                shown = f"stiff marching (full), tolerance {entry['tolerance']:g}"
+            elif method != "plain default":
+                shown = f"stiff marching, {method}"
             if method != "plain default":
-                shown = (
-                    f"stiff marching, {method}"
-                    if method != "full"
-                    else (f"stiff marching (full), tolerance {entry['tolerance']:g}")
-                )
                 shown += f", max_change {entry.get('max_change', 1.0):g}"
             lines.append(
                 f"| {label} | {shown} | {_windows(row)} | {row['wall_time']:.0f} | "

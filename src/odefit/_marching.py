@@ -296,9 +296,9 @@ def _window_scale(window_problem: IVP, whole) -> Float[Array, "*state"]:
     """A stiff window's state scales: each component's peak in the window (an
     implicit solve), but at least `_WINDOW_SCALE_FLOOR` of its peak over the
     whole problem. A species still at zero in a short window (HIRES's
-    products at t0) then keeps a scale near its own size, not one of 1e-17 or
-    a fallback of 1: least squares with scales 1e12 apart is singular in
-    float64."""
+    products at t0) then keeps a scale near its own size, not one at rounding
+    level nor a fallback of 1: least squares with scales that far apart is
+    singular in float64."""
     peak = _implicit_peak(
         window_problem.vector_field,
         window_problem.t0,
