@@ -252,6 +252,26 @@ def test_local_error_measures_the_window_against_a_classical_solve(getkey):
     assert error < 1e-7
 
 
+def test_tolerance_on_a_second_order_problem(getkey):
+    problem = odefit.SecondOrderIVP(
+        lambda t, y, dy, args: -y, 0.0, 2 * math.pi, 1.0, 0.0
+    )
+    result = odefit.fit_marching(
+        problem,
+        stages=_lm_stages(40),
+        width=6,
+        windows=1,
+        tolerance=1e-6,
+        key=getkey(),
+        progress=False,
+    )
+    assert result.stop_reason == "completed" and result.refits >= 1
+    assert max(result.local_errors) <= 1e-6
+    ts = jnp.linspace(0.0, 2 * math.pi, 201)
+    error = odefit.relative_l2(jax.vmap(result.model)(ts), jnp.cos(ts))
+    assert float(error) <= 2e-5
+
+
 def test_tolerance_out_of_reach_stops_the_march(getkey, monkeypatch):
     monkeypatch.setattr(odefit._marching, "_MAX_HALVINGS", 1)
     result = odefit.fit_marching(

@@ -336,7 +336,11 @@ def _local_error(window_problem, model, scale, tolerance: float, stiff: bool) ->
     # An implicit solver's global error can be a hundred times its `rtol`.
     rtol = max(tolerance * 1e-4, 100 * float(jnp.finfo(dtype).eps))
     y0 = _initial_state(window_problem)
-    atol = jax.tree.map(lambda _: rtol * scale, y0)
+    if isinstance(window_problem, SecondOrderIVP):
+        # diffrax takes one `atol` for a state of several arrays.
+        atol = rtol * float(jnp.max(scale))
+    else:
+        atol = rtol * scale
     try:
         ys = _diffrax_solve(
             window_problem.first_order_field(),
