@@ -551,17 +551,22 @@ def fit_marching(
     stages = check_stages(stages)
     stiff = check_bool(stiff, "stiff")
     breakpoints = _check_windows(windows, problem, max_change, stiff)
+    if tolerance is not None:
+        tolerance = check_float(tolerance, "tolerance", 0.0, open_minimum=True)
+    # The state scale over the whole problem: the unit of the local errors, and
+    # the floor of a stiff window's scales. One implicit solve serves both.
+    scale = None
+    if tolerance is not None or (stiff and model is None):
+        scale = stiff_scale(problem) if stiff else problem.characteristic_scale()
     if model is None:
-        whole = stiff_scale(problem) if stiff else None
 
         def model(window_problem, key):
-            scale = None if whole is None else _window_scale(window_problem, whole)
             return PINN(
                 window_problem,
                 width=width,
                 depth=depth,
                 stiff=stiff,
-                scale=scale,
+                scale=_window_scale(window_problem, scale) if stiff else None,
                 key=key,
             )
 
@@ -570,9 +575,6 @@ def fit_marching(
             "`model` must be a function (window_problem, key) -> model, got "
             f"{type(model).__name__}."
         )
-    if tolerance is not None:
-        tolerance = check_float(tolerance, "tolerance", 0.0, open_minimum=True)
-        scale = stiff_scale(problem) if stiff else problem.characteristic_scale()
     results: list[FitResult] = []
     local_errors: list[float] = []
     refits = 0

@@ -301,10 +301,12 @@ def fit_to_tolerance(
         # Stiff problems are marched with local error control from the start:
         # without it a relaxation oscillation drifts off its jumps.
         marching = [
-            ("marching", dict(max_change=1.0, width=20, points=128, local=local))
+            (
+                "marching",
+                dict(max_change=1.0, width=20, points=128, local=local, stiff=True),
+            )
             for local in (1e-2, 1e-4)
         ]
-        marching = [(kind, {**options, "stiff": True}) for kind, options in marching]
     if not marchable:
         attempts = single + larger
     elif stiff or windows > _MARCH_WINDOWS:
