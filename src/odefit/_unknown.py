@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import jax.tree_util as jtu
 from jaxtyping import Array, ArrayLike, Float, PyTree
 
-from ._validate import check_bool
+from ._validate import check_bool, real_array
 from ._varies import Varies
 
 
@@ -38,20 +38,7 @@ class Unknown(eqx.Module):
         positive = check_bool(positive, "positive")
         if isinstance(value, Unknown):
             raise TypeError("`value` is already an `odefit.Unknown`; do not nest them.")
-        if isinstance(value, (bool, str)) or value is None:
-            raise TypeError(
-                f"`value` must be a float or an array of floats, got {value!r}."
-            )
-        try:
-            array = jnp.asarray(value)
-        except (TypeError, ValueError, OverflowError) as e:
-            raise TypeError(
-                f"`value` must be a float or an array of floats, got {value!r}."
-            ) from e
-        if jnp.issubdtype(array.dtype, jnp.complexfloating):
-            raise TypeError(f"`value` must be real, got dtype {array.dtype}.")
-        if not jnp.issubdtype(array.dtype, jnp.floating):
-            array = array.astype(jnp.result_type(float))
+        array = real_array(value, "value")
         if not isinstance(array, jax.core.Tracer) and not bool(
             jnp.all(jnp.isfinite(array))
         ):

@@ -120,6 +120,31 @@ def check_key(key, name: str = "key") -> None:
     )
 
 
+def real_array(value, name: str, *, boolean_arrays: bool = True):
+    """`value`, a number or an array of numbers (possibly traced), as a JAX array
+    of a floating dtype: integers are converted; `bool`, `str`, `None`, complex
+    numbers and what JAX cannot convert are a `TypeError` naming `name`, and so
+    are boolean arrays with `boolean_arrays=False`. Whether the values are
+    finite is the caller's to check (a traced value cannot be)."""
+    if isinstance(value, (bool, str)) or value is None:
+        raise TypeError(
+            f"`{name}` must be a float or an array of floats, got {value!r}."
+        )
+    try:
+        array = jnp.asarray(value)
+    except (TypeError, ValueError, OverflowError) as e:
+        raise TypeError(
+            f"`{name}` must be a float or an array of floats, got {value!r}."
+        ) from e
+    if jnp.issubdtype(array.dtype, jnp.complexfloating) or (
+        not boolean_arrays and array.dtype == jnp.bool_
+    ):
+        raise TypeError(f"`{name}` must be real, got dtype {array.dtype}.")
+    if not jnp.issubdtype(array.dtype, jnp.floating):
+        array = array.astype(jnp.result_type(float))
+    return array
+
+
 def check_scale(scale, state, name: str = "scale"):
     """A per-component scale for a state shaped and typed like `state`: positive
     finite numbers, a scalar (broadcast) or an array of the state's shape.

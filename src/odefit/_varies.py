@@ -6,30 +6,16 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
+from ._validate import real_array
+
 
 def _as_bound(value, name: str) -> Array:
-    if isinstance(value, (bool, str)) or value is None:
-        raise TypeError(
-            f"`{name}` must be a float or an array of floats, got {value!r}."
-        )
-    try:
-        array = jnp.asarray(value)
-    except (TypeError, ValueError, OverflowError) as e:
-        raise TypeError(
-            f"`{name}` must be a float or an array of floats, got {value!r}."
-        ) from e
-    if not (
-        jnp.issubdtype(array.dtype, jnp.floating)
-        or jnp.issubdtype(array.dtype, jnp.integer)
-    ):
-        raise TypeError(f"`{name}` must be real, got dtype {array.dtype}.")
-    if not jnp.issubdtype(array.dtype, jnp.floating):
-        array = array.astype(jnp.result_type(float))
+    array = real_array(value, name, boolean_arrays=False)
     if isinstance(array, jax.core.Tracer):
         raise TypeError(f"`{name}` must be a concrete value, not a traced one.")
     if not bool(jnp.all(jnp.isfinite(array))):
         raise ValueError(f"`{name}` must be finite, got {np.asarray(array)}.")
-    return jnp.asarray(array, array.dtype)
+    return array
 
 
 class Varies(eqx.Module):
